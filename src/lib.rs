@@ -1,0 +1,26 @@
+//! `otelpipe`: an OpenTelemetry-Collector-compatible telemetry pipeline.
+//!
+//! Users run the YAML they already run with otelcol-contrib; receivers decode OTLP (and
+//! other formats) into the OTLP protobuf structs, processors edit them in place, exporters
+//! encode them once.
+//!
+//! # Layout
+//!
+//! - [`config`]: otelcol's config language, loaded in stages, validated before any port opens.
+//! - [`pipeline`]: batches, the [`pipeline::Consumer`] edge, fan-out, the graph.
+//! - [`component`]: the component lifecycle and the factory traits.
+//! - [`registry`]: the one list of factories.
+//! - [`receivers`], [`processors`], [`exporters`], [`connectors`], [`extensions`]: one
+//!   module per component type.
+//! - [`telemetry`]: the collector's own metrics and logs.
+
+pub mod component;
+pub mod config;
+pub mod connectors;
+pub mod exporters;
+pub mod extensions;
+pub mod pipeline;
+pub mod processors;
+pub mod receivers;
+pub mod registry;
+pub mod telemetry;

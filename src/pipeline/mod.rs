@@ -1,0 +1,14 @@
+//! Data and the edges it moves along: batches, consumers, fan-out, and the graph built
+//! from `service.pipelines`.
+
+mod batch;
+mod client;
+mod consumer;
+mod fanout;
+mod signal;
+
+pub use batch::{data_point_count, Batch};
+pub use client::{ClientInfo, Metadata};
+pub use consumer::{BoxConsumer, ConsumeError, Consumer, ErrorKind};
+pub use fanout::Fanout;
+pub use signal::Signal;

@@ -1,0 +1,5 @@
+//! Processors: per-pipeline stages that edit, group or refuse data.
+
+pub mod processor;
+
+pub use processor::{Processor, ProcessorNode};

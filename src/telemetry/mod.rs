@@ -1,0 +1,3 @@
+//! The collector's own telemetry: metric names and the events that count and log.
+
+pub mod names;
