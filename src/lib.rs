@@ -8,12 +8,14 @@
 //!
 //! - [`config`]: otelcol's config language, loaded in stages, validated before any port opens.
 //! - [`pipeline`]: batches, the [`pipeline::Consumer`] edge, fan-out, the graph.
+//! - [`codec`]: wire formats shared by receivers and exporters (compression, OTLP/JSON).
 //! - [`component`]: the component lifecycle and the factory traits.
 //! - [`registry`]: the one list of factories.
 //! - [`receivers`], [`processors`], [`exporters`], [`connectors`], [`extensions`]: one
 //!   module per component type.
 //! - [`telemetry`]: the collector's own metrics and logs.
 
+pub mod codec;
 pub mod component;
 pub mod config;
 pub mod connectors;

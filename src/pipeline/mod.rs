@@ -2,12 +2,14 @@
 //! from `service.pipelines`.
 
 mod batch;
+mod capture;
 mod client;
 mod consumer;
 mod fanout;
 mod signal;
 
 pub use batch::{data_point_count, Batch};
+pub use capture::Capture;
 pub use client::{ClientInfo, Metadata};
 pub use consumer::{BoxConsumer, ConsumeError, Consumer, ErrorKind};
 pub use fanout::Fanout;
