@@ -11,6 +11,7 @@
 //! - [`codec`]: wire formats shared by receivers and exporters (compression, OTLP/JSON).
 //! - [`component`]: the component lifecycle and the factory traits.
 //! - [`registry`]: the one list of factories.
+//! - [`service`]: starting and stopping a built graph.
 //! - [`receivers`], [`processors`], [`exporters`], [`connectors`], [`extensions`]: one
 //!   module per component type.
 //! - [`telemetry`]: the collector's own metrics and logs.
@@ -25,4 +26,5 @@ pub mod pipeline;
 pub mod processors;
 pub mod receivers;
 pub mod registry;
+pub mod service;
 pub mod telemetry;

@@ -1,5 +1,5 @@
 //! The one list of component factories, per kind. `otelpipe components` prints it, the
-//! config loader dispatches on it. Adding a component adds one line here.
+//! config loader and the graph dispatch on it. Adding a component adds one line here.
 
 use crate::component::{
     ConnectorFactory, ExporterFactory, ExtensionFactory, ProcessorFactory, ReceiverFactory,
@@ -20,42 +20,94 @@ pub static CONNECTORS: &[&dyn ConnectorFactory] = &[];
 /// Every extension type.
 pub static EXTENSIONS: &[&dyn ExtensionFactory] = &[];
 
-/// The receiver factory for a type name or alias.
+/// A set of factories per kind. The collector uses [`BUILTIN`]; graph tests build their own
+/// from mock factories.
+#[derive(Clone, Copy)]
+pub struct Registry {
+    /// Receiver factories.
+    pub receivers: &'static [&'static dyn ReceiverFactory],
+    /// Processor factories.
+    pub processors: &'static [&'static dyn ProcessorFactory],
+    /// Exporter factories.
+    pub exporters: &'static [&'static dyn ExporterFactory],
+    /// Connector factories.
+    pub connectors: &'static [&'static dyn ConnectorFactory],
+    /// Extension factories.
+    pub extensions: &'static [&'static dyn ExtensionFactory],
+}
+
+/// Every component compiled into this binary.
+pub static BUILTIN: Registry = Registry {
+    receivers: RECEIVERS,
+    processors: PROCESSORS,
+    exporters: EXPORTERS,
+    connectors: CONNECTORS,
+    extensions: EXTENSIONS,
+};
+
+impl Registry {
+    /// The receiver factory for a type name or alias.
+    pub fn receiver(&self, name: &str) -> Option<&'static dyn ReceiverFactory> {
+        self.receivers
+            .iter()
+            .copied()
+            .find(|f| f.info().answers_to(name))
+    }
+
+    /// The processor factory for a type name or alias.
+    pub fn processor(&self, name: &str) -> Option<&'static dyn ProcessorFactory> {
+        self.processors
+            .iter()
+            .copied()
+            .find(|f| f.info().answers_to(name))
+    }
+
+    /// The exporter factory for a type name or alias.
+    pub fn exporter(&self, name: &str) -> Option<&'static dyn ExporterFactory> {
+        self.exporters
+            .iter()
+            .copied()
+            .find(|f| f.info().answers_to(name))
+    }
+
+    /// The connector factory for a type name or alias.
+    pub fn connector(&self, name: &str) -> Option<&'static dyn ConnectorFactory> {
+        self.connectors
+            .iter()
+            .copied()
+            .find(|f| f.info().answers_to(name))
+    }
+
+    /// The extension factory for a type name or alias.
+    pub fn extension(&self, name: &str) -> Option<&'static dyn ExtensionFactory> {
+        self.extensions
+            .iter()
+            .copied()
+            .find(|f| f.info().answers_to(name))
+    }
+}
+
+/// The built-in receiver factory for a type name or alias.
 pub fn receiver(name: &str) -> Option<&'static dyn ReceiverFactory> {
-    RECEIVERS
-        .iter()
-        .copied()
-        .find(|f| f.info().answers_to(name))
+    BUILTIN.receiver(name)
 }
 
-/// The processor factory for a type name or alias.
+/// The built-in processor factory for a type name or alias.
 pub fn processor(name: &str) -> Option<&'static dyn ProcessorFactory> {
-    PROCESSORS
-        .iter()
-        .copied()
-        .find(|f| f.info().answers_to(name))
+    BUILTIN.processor(name)
 }
 
-/// The exporter factory for a type name or alias.
+/// The built-in exporter factory for a type name or alias.
 pub fn exporter(name: &str) -> Option<&'static dyn ExporterFactory> {
-    EXPORTERS
-        .iter()
-        .copied()
-        .find(|f| f.info().answers_to(name))
+    BUILTIN.exporter(name)
 }
 
-/// The connector factory for a type name or alias.
+/// The built-in connector factory for a type name or alias.
 pub fn connector(name: &str) -> Option<&'static dyn ConnectorFactory> {
-    CONNECTORS
-        .iter()
-        .copied()
-        .find(|f| f.info().answers_to(name))
+    BUILTIN.connector(name)
 }
 
-/// The extension factory for a type name or alias.
+/// The built-in extension factory for a type name or alias.
 pub fn extension(name: &str) -> Option<&'static dyn ExtensionFactory> {
-    EXTENSIONS
-        .iter()
-        .copied()
-        .find(|f| f.info().answers_to(name))
+    BUILTIN.extension(name)
 }

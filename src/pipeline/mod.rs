@@ -6,6 +6,7 @@ mod capture;
 mod client;
 mod consumer;
 mod fanout;
+pub mod graph;
 mod signal;
 
 pub use batch::{data_point_count, Batch};
