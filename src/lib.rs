@@ -22,6 +22,7 @@ pub mod config;
 pub mod connectors;
 pub mod exporters;
 pub mod extensions;
+pub mod net;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;

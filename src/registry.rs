@@ -18,7 +18,7 @@ pub static EXPORTERS: &[&dyn ExporterFactory] = &[];
 pub static CONNECTORS: &[&dyn ConnectorFactory] = &[];
 
 /// Every extension type.
-pub static EXTENSIONS: &[&dyn ExtensionFactory] = &[];
+pub static EXTENSIONS: &[&dyn ExtensionFactory] = &[&crate::extensions::health_check::FACTORY];
 
 /// A set of factories per kind. The collector uses [`BUILTIN`]; graph tests build their own
 /// from mock factories.

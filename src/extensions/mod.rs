@@ -1,1 +1,3 @@
-//! Extensions.
+//! Extensions: components outside the pipelines (health checks, storage, auth).
+
+pub mod health_check;

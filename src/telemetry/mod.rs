@@ -1,3 +1,5 @@
-//! The collector's own telemetry: metric names and the events that count and log.
+//! The collector's own telemetry: metric names, the own-metrics endpoint, and logging.
 
+pub mod logging;
 pub mod names;
+pub mod own_metrics;

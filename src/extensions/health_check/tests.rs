@@ -1,0 +1,96 @@
+use super::*;
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+fn build(yaml: &str) -> Arc<dyn Component> {
+    let raw: RawConfig = yaml_serde::from_str(yaml).unwrap();
+    FACTORY
+        .create(&ComponentId::new("health_check"), &raw)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reports_readiness_on_every_path() {
+    let raw: RawConfig = yaml_serde::from_str("endpoint: 127.0.0.1:0").unwrap();
+    let config = decode::<Config>(&raw).unwrap();
+    let ext = HealthCheck {
+        config: Arc::new(config),
+        stop: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        bound: Mutex::new(None),
+    };
+    let (ready_tx, ready) = watch::channel(false);
+    let host = Host {
+        ready,
+        shutdown: CancellationToken::new(),
+    };
+    ext.start(&host).await.unwrap();
+    let addr = ext.local_addr().unwrap();
+
+    let (status, body) = get(addr, "/").await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        body,
+        r#"{"status":"Server not available","upSince":"0001-01-01T00:00:00Z","uptime":""}"#
+    );
+
+    ready_tx.send_replace(true);
+    // The watcher task records the moment; poll until it has (bounded).
+    let mut answer = get(addr, "/health/status").await;
+    for _ in 0..100 {
+        if answer.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        answer = get(addr, "/health/status").await;
+    }
+    let (status, body) = answer;
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with(r#"{"status":"Server available","upSince":""#),
+        "{body}"
+    );
+    assert!(body.contains(r#""uptime":""#), "{body}");
+
+    ready_tx.send_replace(false);
+    for _ in 0..100 {
+        if get(addr, "/").await.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(get(addr, "/").await.0, 503);
+
+    ext.shutdown().await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_without_start_is_safe() {
+    build("endpoint: 127.0.0.1:0").shutdown().await.unwrap();
+}
+
+#[test]
+fn config_defaults_and_errors() {
+    let config = decode::<Config>(&RawConfig::Null).unwrap();
+    assert_eq!(config.endpoint, "localhost:13133");
+    assert_eq!(config.path, "/");
+    let raw: RawConfig = yaml_serde::from_str("path: health").unwrap();
+    assert_eq!(
+        FACTORY.validate(&raw).unwrap_err().to_string(),
+        "path: must start with \"/\""
+    );
+    let raw: RawConfig = yaml_serde::from_str("endpont: x").unwrap();
+    let err = FACTORY.validate(&raw).unwrap_err();
+    assert_eq!(err.path, vec!["endpont"]);
+}
