@@ -117,41 +117,53 @@ pub fn extension(name: &str) -> Option<&'static dyn ExtensionFactory> {
 pub fn describe(registry: &Registry) -> String {
     use crate::component::FactoryInfo;
     use crate::pipeline::Signal;
-    use std::fmt::Write as _;
 
-    fn stability(out: &mut String, info: &FactoryInfo) {
-        for signal in Signal::ALL {
-            let _ = writeln!(
-                out,
-                "      {}: {}",
-                signal,
-                info.stability[signal as usize].as_str()
-            );
-        }
-    }
     fn section<'a>(out: &mut String, title: &str, infos: impl Iterator<Item = &'a FactoryInfo>) {
         let mut infos: Vec<&FactoryInfo> = infos.collect();
         infos.sort_by_key(|i| i.name);
-        let _ = writeln!(out, "{title}:");
+        out.push_str(&format!("{title}:\n"));
         for info in infos {
-            let _ = writeln!(out, "  - name: {}", info.name);
+            out.push_str(&format!("  - name: {}\n", info.name));
             if !info.aliases.is_empty() {
-                let _ = writeln!(out, "    aliases: [{}]", info.aliases.join(", "));
+                out.push_str(&format!("    aliases: [{}]\n", info.aliases.join(", ")));
             }
-            let _ = writeln!(out, "    stability:");
-            stability(out, info);
+            out.push_str("    stability:\n");
+            for signal in Signal::ALL {
+                let level = info.stability[signal as usize].as_str();
+                out.push_str(&format!("      {signal}: {level}\n"));
+            }
         }
     }
 
-    let mut out = String::new();
-    let _ = writeln!(out, "buildinfo:");
-    let _ = writeln!(out, "  command: otelpipe");
-    let _ = writeln!(out, "  description: {}", env!("CARGO_PKG_DESCRIPTION"));
-    let _ = writeln!(out, "  version: {}", env!("CARGO_PKG_VERSION"));
-    section(&mut out, "receivers", registry.receivers.iter().map(|f| f.info()));
-    section(&mut out, "processors", registry.processors.iter().map(|f| f.info()));
-    section(&mut out, "exporters", registry.exporters.iter().map(|f| f.info()));
-    section(&mut out, "connectors", registry.connectors.iter().map(|f| f.info()));
-    section(&mut out, "extensions", registry.extensions.iter().map(|f| f.info()));
+    let mut out = format!(
+        "buildinfo:\n  command: otelpipe\n  description: {}\n  version: {}\n",
+        env!("CARGO_PKG_DESCRIPTION"),
+        env!("CARGO_PKG_VERSION")
+    );
+    section(
+        &mut out,
+        "receivers",
+        registry.receivers.iter().map(|f| f.info()),
+    );
+    section(
+        &mut out,
+        "processors",
+        registry.processors.iter().map(|f| f.info()),
+    );
+    section(
+        &mut out,
+        "exporters",
+        registry.exporters.iter().map(|f| f.info()),
+    );
+    section(
+        &mut out,
+        "connectors",
+        registry.connectors.iter().map(|f| f.info()),
+    );
+    section(
+        &mut out,
+        "extensions",
+        registry.extensions.iter().map(|f| f.info()),
+    );
     out
 }
