@@ -1,0 +1,6 @@
+//! Integration tests: real sockets on 127.0.0.1, real clients, the real binary.
+//! One test binary, so support code compiles once.
+
+mod support;
+
+mod cli;
