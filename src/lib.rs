@@ -29,3 +29,4 @@ pub mod receivers;
 pub mod registry;
 pub mod service;
 pub mod telemetry;
+pub mod tls;

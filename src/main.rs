@@ -91,8 +91,7 @@ fn load(args: &Sources) -> Result<Loaded, ExitCode> {
 fn run(loaded: &Loaded) -> ExitCode {
     let telemetry = &loaded.config.service.telemetry;
     logging::init(telemetry.log_level);
-    // reqwest and tonic share one TLS backend: rustls with ring.
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    otelpipe::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

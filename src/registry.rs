@@ -6,13 +6,13 @@ use crate::component::{
 };
 
 /// Every receiver type.
-pub static RECEIVERS: &[&dyn ReceiverFactory] = &[];
+pub static RECEIVERS: &[&dyn ReceiverFactory] = &[&crate::receivers::otlp::FACTORY];
 
 /// Every processor type.
-pub static PROCESSORS: &[&dyn ProcessorFactory] = &[];
+pub static PROCESSORS: &[&dyn ProcessorFactory] = &[&crate::processors::batch::FACTORY];
 
 /// Every exporter type.
-pub static EXPORTERS: &[&dyn ExporterFactory] = &[];
+pub static EXPORTERS: &[&dyn ExporterFactory] = &[&crate::exporters::debug::FACTORY];
 
 /// Every connector type.
 pub static CONNECTORS: &[&dyn ConnectorFactory] = &[];

@@ -1,1 +1,3 @@
-//! Exporters.
+//! Exporters: components that send data out of the collector.
+
+pub mod debug;

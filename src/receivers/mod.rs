@@ -1,1 +1,4 @@
-//! Receivers.
+//! Receivers: components that take data in from the outside and hand it to pipelines.
+
+pub mod otlp;
+pub mod status;

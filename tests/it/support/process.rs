@@ -1,6 +1,9 @@
 //! Runs the `otelpipe` binary as a child process, bounded in time, stopped on drop.
 
-use std::process::{Command, Output, Stdio};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The built collector binary.
@@ -27,5 +30,97 @@ pub(crate) fn run(args: &[&str]) -> Output {
             "otelpipe {args:?} did not finish within 60s"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A running collector, killed on drop if still running.
+pub(crate) struct Collector {
+    child: Option<Child>,
+}
+
+impl Collector {
+    /// Starts `otelpipe --config <config>` with extra env vars and waits until `ready_port`
+    /// accepts connections (at most 30 s).
+    pub(crate) fn start(config: &Path, env: &[(&str, &str)], ready_port: u16) -> Self {
+        let mut cmd = Command::new(binary());
+        cmd.arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn otelpipe");
+        let mut collector = Self { child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", ready_port)).is_err() {
+            if let Some(status) = collector.child_mut().try_wait().expect("wait") {
+                let output = collector.child.take().unwrap().wait_with_output().unwrap();
+                panic!(
+                    "otelpipe exited early with {status}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "otelpipe did not listen on {ready_port} within 30s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        collector
+    }
+
+    fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("child running")
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s); returns the exit code, stdout and stderr.
+    pub(crate) fn terminate(mut self) -> (Option<i32>, String, String) {
+        let mut child = self.child.take().expect("child running");
+        let pid = child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "otelpipe did not stop within 30s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            pipe.read_to_string(&mut stderr).expect("read stderr");
+        }
+        let mut stdout = String::new();
+        if let Some(mut pipe) = child.stdout.take() {
+            pipe.read_to_string(&mut stdout).expect("read stdout");
+        }
+        (status.code(), stdout, stderr)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if child.kill().and_then(|()| child.wait().map(drop)).is_err() {
+                eprintln!("otelpipe child could not be killed");
+            }
+        }
     }
 }

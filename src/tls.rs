@@ -1,0 +1,13 @@
+//! TLS plumbing shared by clients and servers: one crypto provider (rustls with ring) for
+//! the whole process.
+
+/// Installs rustls' ring provider as the process default. Safe to call more than once: a
+/// provider already installed stays.
+pub fn install_crypto_provider() {
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::trace!("A TLS crypto provider was already installed.");
+    }
+}
