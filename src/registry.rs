@@ -12,7 +12,11 @@ pub static RECEIVERS: &[&dyn ReceiverFactory] = &[&crate::receivers::otlp::FACTO
 pub static PROCESSORS: &[&dyn ProcessorFactory] = &[&crate::processors::batch::FACTORY];
 
 /// Every exporter type.
-pub static EXPORTERS: &[&dyn ExporterFactory] = &[&crate::exporters::debug::FACTORY];
+pub static EXPORTERS: &[&dyn ExporterFactory] = &[
+    &crate::exporters::debug::FACTORY,
+    &crate::exporters::otlp::FACTORY,
+    &crate::exporters::otlphttp::FACTORY,
+];
 
 /// Every connector type.
 pub static CONNECTORS: &[&dyn ConnectorFactory] = &[];

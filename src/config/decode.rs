@@ -50,6 +50,37 @@ fn clean_message(message: &str) -> String {
         .to_owned()
 }
 
+/// Serde adapter for string maps (`headers`) whose values may have been typed by YAML or by
+/// `${env:…}` expansion: numbers and booleans are taken as their text.
+///
+/// # Errors
+/// A value that is a list or a map.
+pub fn string_map<'de, D>(
+    deserializer: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    let raw = std::collections::BTreeMap::<String, yaml_serde::Value>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                yaml_serde::Value::String(s) => s,
+                yaml_serde::Value::Number(n) => n.to_string(),
+                yaml_serde::Value::Bool(b) => b.to_string(),
+                yaml_serde::Value::Null => String::new(),
+                _ => {
+                    return Err(serde::de::Error::custom(format!(
+                        "header {k:?} must be a string"
+                    )))
+                }
+            };
+            Ok((k, text))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,3 +1,6 @@
 //! Exporters: components that send data out of the collector.
 
 pub mod debug;
+pub mod otlp;
+pub mod otlphttp;
+pub mod queue;

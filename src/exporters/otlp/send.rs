@@ -1,0 +1,289 @@
+//! One OTLP/gRPC call and the reading of its status.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::Code;
+
+use super::config::Config;
+use crate::component::ComponentError;
+use crate::exporters::queue::{Export, ExportError};
+use crate::pipeline::Batch;
+
+/// Sends batches over one lazily connected channel.
+pub(super) struct GrpcSender {
+    channel: Channel,
+    compression: Option<CompressionEncoding>,
+    metadata: MetadataMap,
+    target: String,
+}
+
+impl GrpcSender {
+    pub(super) fn new(config: &Config) -> Result<Self, ComponentError> {
+        crate::tls::install_crypto_provider();
+        let (target, use_tls) = config.target();
+        let scheme = if use_tls { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{target}"))
+            .map_err(|e| ComponentError::Other(format!("invalid endpoint {target:?}: {e}")))?
+            .timeout(config.timeout);
+        if let Some(ka) = &config.keepalive {
+            if let Some(t) = ka.time {
+                endpoint = endpoint.http2_keep_alive_interval(t);
+            }
+            if let Some(t) = ka.timeout {
+                endpoint = endpoint.keep_alive_timeout(t);
+            }
+            endpoint = endpoint.keep_alive_while_idle(ka.permit_without_stream);
+        }
+        if use_tls {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(path) = &config.tls.ca_file {
+                let pem = std::fs::read(path)
+                    .map_err(|e| ComponentError::Other(format!("cannot read {path:?}: {e}")))?;
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            }
+            if let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) {
+                let read = |p: &String| {
+                    std::fs::read(p)
+                        .map_err(|e| ComponentError::Other(format!("cannot read {p:?}: {e}")))
+                };
+                tls = tls.identity(tonic::transport::Identity::from_pem(
+                    read(cert)?,
+                    read(key)?,
+                ));
+            }
+            if let Some(name) = &config.tls.server_name_override {
+                tls = tls.domain_name(name.clone());
+            }
+            if config.tls.insecure_skip_verify {
+                tracing::warn!(endpoint = %target, "insecure_skip_verify is not supported by the gRPC exporter; the server certificate is verified.");
+            }
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| ComponentError::Other(format!("invalid TLS settings: {e}")))?;
+        }
+        if let Some(authority) = &config.authority {
+            let uri = format!("{scheme}://{authority}")
+                .parse()
+                .map_err(|e| ComponentError::Other(format!("invalid authority: {e}")))?;
+            endpoint = endpoint.origin(uri);
+        }
+        let mut metadata = MetadataMap::new();
+        for (k, v) in &config.headers {
+            let key = AsciiMetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+                .map_err(|e| ComponentError::Other(format!("invalid header name {k:?}: {e}")))?;
+            let value = AsciiMetadataValue::try_from(v.as_str())
+                .map_err(|_| ComponentError::Other(format!("invalid value for header {k:?}")))?;
+            metadata.insert(key, value);
+        }
+        let compression = match config.compression.as_str() {
+            "gzip" => Some(CompressionEncoding::Gzip),
+            "zstd" => Some(CompressionEncoding::Zstd),
+            _ => None,
+        };
+        Ok(Self {
+            channel: endpoint.connect_lazy(),
+            compression,
+            metadata,
+            target,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        *request.metadata_mut() = self.metadata.clone();
+        request
+    }
+}
+
+/// Applies compression to a generated client.
+macro_rules! client {
+    ($client:ident, $self:expr) => {{
+        let client = $client::new($self.channel.clone()).max_decoding_message_size(64 << 20);
+        match $self.compression {
+            Some(c) => client.send_compressed(c),
+            None => client,
+        }
+    }};
+}
+
+#[async_trait]
+impl Export for GrpcSender {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        let result = match batch {
+            Batch::Traces(rs) => client!(TraceServiceClient, self)
+                .export(self.request(ExportTraceServiceRequest {
+                    resource_spans: rs.clone(),
+                }))
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map(|p| (p.rejected_spans, p.error_message))
+                }),
+            Batch::Metrics(rm) => client!(MetricsServiceClient, self)
+                .export(self.request(ExportMetricsServiceRequest {
+                    resource_metrics: rm.clone(),
+                }))
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map(|p| (p.rejected_data_points, p.error_message))
+                }),
+            Batch::Logs(rl) => client!(LogsServiceClient, self)
+                .export(self.request(ExportLogsServiceRequest {
+                    resource_logs: rl.clone(),
+                }))
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map(|p| (p.rejected_log_records, p.error_message))
+                }),
+        };
+        match result {
+            Ok(partial) => {
+                if let Some((rejected, message)) = partial.filter(|(n, m)| *n > 0 || !m.is_empty())
+                {
+                    tracing::warn!(endpoint = %self.target, message = %message, dropped = rejected, "Partial success response.");
+                }
+                Ok(())
+            }
+            Err(status) => Err(classify(&status)),
+        }
+    }
+}
+
+/// otelcol's retryable-code table.
+fn classify(status: &tonic::Status) -> ExportError {
+    let message = format!(
+        "rpc error: code = {:?} desc = {}",
+        status.code(),
+        status.message()
+    );
+    let throttle = retry_delay(status.details());
+    match status.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => ExportError::Retryable { message, throttle },
+        Code::ResourceExhausted if throttle.is_some() => {
+            ExportError::Retryable { message, throttle }
+        }
+        _ => ExportError::permanent(message),
+    }
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<Any>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Any {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+/// The `google.rpc.RetryInfo` delay in a status's details, if any.
+pub fn retry_delay(details: &[u8]) -> Option<Duration> {
+    let status = RpcStatus::decode(details).ok()?;
+    status
+        .details
+        .iter()
+        .find(|a| a.type_url.ends_with("google.rpc.RetryInfo"))
+        .and_then(|a| RetryInfo::decode(a.value.as_slice()).ok())
+        .and_then(|r| r.retry_delay)
+        .map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_codes_follow_otelcol() {
+        assert!(matches!(
+            classify(&tonic::Status::unavailable("x")),
+            ExportError::Retryable { .. }
+        ));
+        assert!(matches!(
+            classify(&tonic::Status::deadline_exceeded("x")),
+            ExportError::Retryable { .. }
+        ));
+        assert!(matches!(
+            classify(&tonic::Status::invalid_argument("x")),
+            ExportError::Permanent { .. }
+        ));
+        assert!(matches!(
+            classify(&tonic::Status::unauthenticated("x")),
+            ExportError::Permanent { .. }
+        ));
+        assert!(matches!(
+            classify(&tonic::Status::resource_exhausted("x")),
+            ExportError::Permanent { .. }
+        ));
+    }
+
+    #[test]
+    fn resource_exhausted_with_retry_info_is_retryable_after_its_delay() {
+        let info = RetryInfo {
+            retry_delay: Some(ProtoDuration {
+                seconds: 4,
+                nanos: 0,
+            }),
+        };
+        let details = RpcStatus {
+            code: 8,
+            message: "slow down".into(),
+            details: vec![Any {
+                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+                value: info.encode_to_vec(),
+            }],
+        }
+        .encode_to_vec();
+        let status =
+            tonic::Status::with_details(Code::ResourceExhausted, "slow down", details.into());
+        assert_eq!(
+            classify(&status),
+            ExportError::Retryable {
+                message: "rpc error: code = ResourceExhausted desc = slow down".into(),
+                throttle: Some(Duration::from_secs(4)),
+            }
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! The sending queue and retry loop every queued exporter shares.
+//!
+//! An exporter implements [`Export`]: send one batch, say whether a failure is retryable.
+//! [`QueuedExporter`] puts it in the pipeline: `consume` enqueues into a bounded queue and
+//! returns (a full queue refuses with a retryable error: backpressure, never a silent drop);
+//! up to `num_consumers` exports run at once, each retried with exponential backoff and
+//! jitter, waiting at least what the server asked (`Retry-After`), until
+//! `max_elapsed_time`. Permanent failures are dropped, logged and counted.
+//!
+//! Shutdown interrupts waiting retries, then gives every queued batch one attempt.
+
+mod config;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{QueueConfig, RetryConfig};
+
+use crate::component::{Component, ComponentError, Host};
+use crate::pipeline::{Batch, ClientInfo, ConsumeError, Consumer, Signal};
+use crate::telemetry::names;
+
+/// Why one export attempt failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    /// May succeed later; `throttle` is the wait the server asked for.
+    #[error("{message}")]
+    Retryable {
+        /// What happened.
+        message: String,
+        /// `Retry-After` / `RetryInfo`, when given.
+        throttle: Option<Duration>,
+    },
+    /// Will never succeed; the data is dropped.
+    #[error("Permanent error: {message}")]
+    Permanent {
+        /// What happened.
+        message: String,
+    },
+}
+
+impl ExportError {
+    /// A retryable failure without a hint.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self::Retryable {
+            message: message.into(),
+            throttle: None,
+        }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::Permanent {
+            message: message.into(),
+        }
+    }
+}
+
+/// Sends one batch somewhere.
+#[async_trait]
+pub trait Export: Send + Sync + 'static {
+    /// One attempt. Called again with the same batch on retryable failures.
+    ///
+    /// # Errors
+    /// [`ExportError`], classified by the exporter.
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError>;
+}
+
+/// Own-metric handles of one exporter instance, created once.
+struct Counters {
+    sent: metrics::Counter,
+    failed: metrics::Counter,
+    enqueue_failed: metrics::Counter,
+    queue_size: metrics::Gauge,
+}
+
+struct Shared<E> {
+    exporter: E,
+    name: String,
+    timeout: Duration,
+    retry: RetryConfig,
+    counters: Counters,
+    /// Cancelled at shutdown: waiting retries give up.
+    stop: CancellationToken,
+    queued: AtomicI64,
+}
+
+/// An [`Export`] with a sending queue and retries: the node the graph holds.
+pub struct QueuedExporter<E> {
+    shared: Arc<Shared<E>>,
+    queue: QueueConfig,
+    tx: mpsc::Sender<Batch>,
+    rx: Mutex<Option<mpsc::Receiver<Batch>>>,
+    tasks: TaskTracker,
+}
+
+impl<E: Export> QueuedExporter<E> {
+    /// Wraps `exporter` (own metrics name it `name`, for `signal`).
+    pub fn new(
+        exporter: E,
+        name: &str,
+        signal: Signal,
+        timeout: Duration,
+        retry: RetryConfig,
+        queue: QueueConfig,
+    ) -> Self {
+        let labels = [("exporter", name.to_owned())];
+        let gauge_labels = [
+            ("exporter", name.to_owned()),
+            ("data_type", signal.as_str().to_owned()),
+        ];
+        let counters = Counters {
+            sent: metrics::counter!(names::with_items(names::EXPORTER_SENT, signal), &labels),
+            failed: metrics::counter!(
+                names::with_items(names::EXPORTER_SEND_FAILED, signal),
+                &labels
+            ),
+            enqueue_failed: metrics::counter!(
+                names::with_items(names::EXPORTER_ENQUEUE_FAILED, signal),
+                &labels
+            ),
+            queue_size: metrics::gauge!(names::EXPORTER_QUEUE_SIZE, &gauge_labels),
+        };
+        let capacity = if queue.enabled {
+            queue.queue_size.max(1)
+        } else {
+            1
+        };
+        if queue.enabled {
+            metrics::gauge!(names::EXPORTER_QUEUE_CAPACITY, &gauge_labels).set(capacity as f64);
+        }
+        let (tx, rx) = mpsc::channel(capacity);
+        Self {
+            shared: Arc::new(Shared {
+                exporter,
+                name: name.to_owned(),
+                timeout,
+                retry,
+                counters,
+                stop: CancellationToken::new(),
+                queued: AtomicI64::new(0),
+            }),
+            queue,
+            tx,
+            rx: Mutex::new(Some(rx)),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// The wrapped exporter.
+    pub fn exporter(&self) -> &E {
+        &self.shared.exporter
+    }
+}
+
+impl<E: Export> Shared<E> {
+    /// Exports with retries. Returns the final error, already logged and counted.
+    async fn send(&self, batch: Batch) -> Result<(), ExportError> {
+        let items = batch.item_count() as u64;
+        let started = Instant::now();
+        let mut interval = self.retry.initial_interval;
+        loop {
+            let attempt =
+                match tokio::time::timeout(self.timeout, self.exporter.export(&batch)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ExportError::retryable(format!(
+                        "request timed out after {}",
+                        crate::config::duration::format(self.timeout)
+                    ))),
+                };
+            let error = match attempt {
+                Ok(()) => {
+                    self.counters.sent.increment(items);
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let throttle = match &error {
+                ExportError::Permanent { .. } => {
+                    return Err(self.drop_batch(error, items, "not retryable error"))
+                }
+                ExportError::Retryable { throttle, .. } => *throttle,
+            };
+            if !self.retry.enabled {
+                return Err(self.drop_batch(error, items, "retries disabled"));
+            }
+            if self.stop.is_cancelled() {
+                return Err(self.drop_batch(error, items, "interrupted due to shutdown"));
+            }
+            let wait =
+                jitter(interval, self.retry.randomization_factor).max(throttle.unwrap_or_default());
+            let max = self.retry.max_elapsed_time;
+            if !max.is_zero() && started.elapsed() + wait > max {
+                return Err(self.drop_batch(error, items, "no more retries left"));
+            }
+            tracing::info!(
+                exporter = %self.name,
+                error = %error,
+                interval = %crate::config::duration::format(wait),
+                "Exporting failed. Will retry the request after interval."
+            );
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.stop.cancelled() => {
+                    return Err(self.drop_batch(error, items, "interrupted due to shutdown"));
+                }
+            }
+            interval = interval
+                .mul_f64(self.retry.multiplier)
+                .min(self.retry.max_interval);
+        }
+    }
+
+    fn drop_batch(&self, error: ExportError, items: u64, why: &str) -> ExportError {
+        self.counters.failed.increment(items);
+        tracing::error!(
+            exporter = %self.name,
+            error = %format!("{why}: {error}"),
+            dropped_items = items,
+            "Exporting failed. Dropping data."
+        );
+        error
+    }
+}
+
+/// `base` spread uniformly over `[base·(1−f), base·(1+f)]`.
+fn jitter(base: Duration, factor: f64) -> Duration {
+    if factor <= 0.0 {
+        return base;
+    }
+    let spread = rand::random::<f64>() * 2.0 - 1.0;
+    base.mul_f64((1.0 + factor * spread).max(0.0))
+}
+
+#[async_trait]
+impl<E: Export> Consumer for QueuedExporter<E> {
+    async fn consume(&self, batch: Batch, _client: &ClientInfo) -> Result<(), ConsumeError> {
+        let shared = &self.shared;
+        if !self.queue.enabled {
+            return shared.send(batch).await.map_err(|e| match e {
+                ExportError::Permanent { message } => ConsumeError::permanent(message),
+                ExportError::Retryable { message, throttle } => ConsumeError {
+                    kind: crate::pipeline::ErrorKind::Retryable {
+                        retry_after: throttle,
+                    },
+                    message,
+                },
+            });
+        }
+        let items = batch.item_count() as u64;
+        let result = if self.queue.blocks() {
+            self.tx
+                .send(batch)
+                .await
+                .map_err(|_| "exporter is shutting down")
+        } else {
+            self.tx.try_send(batch).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => "sending queue is full",
+                mpsc::error::TrySendError::Closed(_) => "exporter is shutting down",
+            })
+        };
+        match result {
+            Ok(()) => {
+                let n = shared.queued.fetch_add(1, Ordering::Relaxed) + 1;
+                shared.counters.queue_size.set(n as f64);
+                Ok(())
+            }
+            Err(reason) => {
+                shared.counters.enqueue_failed.increment(items);
+                tracing::warn!(exporter = %shared.name, dropped_items = items, "Dropping data because sending_queue is full. Try increasing queue_size.");
+                Err(ConsumeError::retryable(reason))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<E: Export> Component for QueuedExporter<E> {
+    async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
+        let Some(mut rx) = self.rx.lock().await.take() else {
+            return Ok(());
+        };
+        if !self.queue.enabled {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let slots = Arc::new(Semaphore::new(self.queue.num_consumers));
+        let tasks = self.tasks.clone();
+        self.tasks.spawn(async move {
+            loop {
+                let batch = tokio::select! {
+                    biased;
+                    () = shared.stop.cancelled() => break,
+                    batch = rx.recv() => match batch {
+                        Some(b) => b,
+                        None => break,
+                    },
+                };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let n = shared.queued.fetch_sub(1, Ordering::Relaxed) - 1;
+                shared.counters.queue_size.set(n as f64);
+                let worker = shared.clone();
+                tasks.spawn(async move {
+                    // The error was logged and counted where it was decided.
+                    let _sent = worker.send(batch).await.is_ok();
+                    drop(permit);
+                });
+            }
+            // Shutdown: what is still queued gets one attempt each (retries are off now).
+            rx.close();
+            while let Some(batch) = rx.recv().await {
+                let n = shared.queued.fetch_sub(1, Ordering::Relaxed) - 1;
+                shared.counters.queue_size.set(n as f64);
+                let _sent = shared.send(batch).await.is_ok();
+            }
+        });
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> Result<(), ComponentError> {
+        self.shared.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+use std::sync::Mutex as StdMutex;
+
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use tokio::sync::watch;
+
+use super::*;
+
+/// Answers each attempt from a script, then succeeds; records attempt times.
+#[derive(Default)]
+struct Scripted {
+    script: StdMutex<Vec<Result<(), ExportError>>>,
+    attempts: StdMutex<Vec<(Instant, usize)>>,
+}
+
+impl Scripted {
+    fn new(mut script: Vec<Result<(), ExportError>>) -> Self {
+        script.reverse();
+        Self {
+            script: StdMutex::new(script),
+            attempts: StdMutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Export for Scripted {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        self.attempts
+            .lock()
+            .unwrap()
+            .push((Instant::now(), batch.item_count()));
+        self.script.lock().unwrap().pop().unwrap_or(Ok(()))
+    }
+}
+
+fn logs(n: usize) -> Batch {
+    Batch::Logs(vec![ResourceLogs {
+        scope_logs: vec![ScopeLogs {
+            log_records: vec![LogRecord::default(); n],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }])
+}
+
+fn host() -> Host {
+    let (_tx, ready) = watch::channel(true);
+    Host {
+        ready,
+        shutdown: CancellationToken::new(),
+    }
+}
+
+fn retry(initial: u64, max_elapsed: u64) -> RetryConfig {
+    RetryConfig {
+        initial_interval: Duration::from_secs(initial),
+        randomization_factor: 0.0,
+        multiplier: 2.0,
+        max_interval: Duration::from_secs(30),
+        max_elapsed_time: Duration::from_secs(max_elapsed),
+        ..RetryConfig::default()
+    }
+}
+
+fn exporter(
+    script: Vec<Result<(), ExportError>>,
+    retry: RetryConfig,
+    queue: QueueConfig,
+) -> QueuedExporter<Scripted> {
+    QueuedExporter::new(
+        Scripted::new(script),
+        "test",
+        Signal::Logs,
+        Duration::from_secs(5),
+        retry,
+        queue,
+    )
+}
+
+fn gaps(e: &QueuedExporter<Scripted>) -> Vec<u64> {
+    let attempts = e.exporter().attempts.lock().unwrap();
+    attempts
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0).as_secs())
+        .collect()
+}
+
+async fn drain(e: &QueuedExporter<Scripted>, attempts: usize) {
+    for _ in 0..10_000 {
+        if e.exporter().attempts.lock().unwrap().len() >= attempts {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_with_backoff_then_succeeds() {
+    let e = exporter(
+        vec![
+            Err(ExportError::retryable("503")),
+            Err(ExportError::retryable("503")),
+        ],
+        retry(1, 300),
+        QueueConfig::default(),
+    );
+    e.start(&host()).await.unwrap();
+    e.consume(logs(3), &ClientInfo::default()).await.unwrap();
+    drain(&e, 3).await;
+    assert_eq!(gaps(&e), vec![1, 2]);
+    e.shutdown().await.unwrap();
+    assert_eq!(e.exporter().attempts.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttle_hint_wins_over_shorter_backoff() {
+    let e = exporter(
+        vec![Err(ExportError::Retryable {
+            message: "429".into(),
+            throttle: Some(Duration::from_secs(7)),
+        })],
+        retry(1, 300),
+        QueueConfig::default(),
+    );
+    e.start(&host()).await.unwrap();
+    e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+    drain(&e, 2).await;
+    assert_eq!(gaps(&e), vec![7]);
+    e.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_are_not_retried_and_gives_up_past_max_elapsed() {
+    let e = exporter(
+        vec![Err(ExportError::permanent("400"))],
+        retry(1, 300),
+        QueueConfig::default(),
+    );
+    e.start(&host()).await.unwrap();
+    e.consume(logs(2), &ClientInfo::default()).await.unwrap();
+    drain(&e, 1).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(e.exporter().attempts.lock().unwrap().len(), 1);
+    e.shutdown().await.unwrap();
+
+    let always = (0..100)
+        .map(|_| Err(ExportError::retryable("down")))
+        .collect();
+    let e = exporter(always, retry(2, 10), QueueConfig::default());
+    e.start(&host()).await.unwrap();
+    e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    // Waits 2, 4 (total 6); the next wait (8) would pass 10 s: give up after 3 attempts.
+    assert_eq!(gaps(&e), vec![2, 4]);
+    e.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_queue_refuses_with_a_retryable_error() {
+    let queue = QueueConfig {
+        queue_size: 2,
+        num_consumers: 1,
+        ..QueueConfig::default()
+    };
+    // Not started: nothing drains the queue.
+    let e = exporter(Vec::new(), retry(1, 300), queue);
+    e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+    e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+    let err = e
+        .consume(logs(1), &ClientInfo::default())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(err.message, "sending queue is full");
+    // Once started, the two accepted batches go out.
+    e.start(&host()).await.unwrap();
+    drain(&e, 2).await;
+    e.shutdown().await.unwrap();
+    assert_eq!(e.exporter().attempts.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_queue_the_caller_gets_the_result() {
+    let queue = QueueConfig {
+        enabled: false,
+        ..QueueConfig::default()
+    };
+    let e = exporter(
+        vec![Err(ExportError::permanent("400 bad request"))],
+        retry(1, 300),
+        queue,
+    );
+    e.start(&host()).await.unwrap();
+    let err = e
+        .consume(logs(1), &ClientInfo::default())
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable());
+    assert_eq!(err.message, "400 bad request");
+    e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+    e.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_gives_queued_batches_one_attempt() {
+    let queue = QueueConfig {
+        num_consumers: 1,
+        ..QueueConfig::default()
+    };
+    let always = (0..100)
+        .map(|_| Err(ExportError::retryable("down")))
+        .collect();
+    let e = exporter(always, retry(1, 0), queue);
+    e.start(&host()).await.unwrap();
+    for _ in 0..3 {
+        e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    e.shutdown().await.unwrap();
+    // First batch: its attempt, then the retry wait is interrupted; the two still queued get
+    // one attempt each.
+    assert_eq!(e.exporter().attempts.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn config_validation_messages() {
+    let r = RetryConfig {
+        randomization_factor: 2.0,
+        ..RetryConfig::default()
+    };
+    assert_eq!(
+        r.validate().unwrap_err().to_string(),
+        "retry_on_failure::randomization_factor: 'randomization_factor' must be within [0, 1]"
+    );
+    let r = RetryConfig {
+        max_elapsed_time: Duration::from_secs(1),
+        ..RetryConfig::default()
+    };
+    assert!(r
+        .validate()
+        .unwrap_err()
+        .message
+        .contains("must not be less than 'initial_interval'"));
+    let q = QueueConfig {
+        queue_size: 0,
+        ..QueueConfig::default()
+    };
+    assert_eq!(
+        q.validate().unwrap_err().message,
+        "`queue_size` must be positive"
+    );
+    let q = QueueConfig {
+        enabled: false,
+        queue_size: 0,
+        ..QueueConfig::default()
+    };
+    assert!(q.validate().is_ok());
+}
