@@ -1,3 +1,4 @@
 //! Shared helpers for integration tests.
 
 pub(crate) mod process;
+pub(crate) mod sink;
