@@ -9,7 +9,10 @@ use crate::component::{
 pub static RECEIVERS: &[&dyn ReceiverFactory] = &[&crate::receivers::otlp::FACTORY];
 
 /// Every processor type.
-pub static PROCESSORS: &[&dyn ProcessorFactory] = &[&crate::processors::batch::FACTORY];
+pub static PROCESSORS: &[&dyn ProcessorFactory] = &[
+    &crate::processors::attributes::FACTORY,
+    &crate::processors::batch::FACTORY,
+];
 
 /// Every exporter type.
 pub static EXPORTERS: &[&dyn ExporterFactory] = &[

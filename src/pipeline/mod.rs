@@ -8,6 +8,7 @@ mod consumer;
 mod fanout;
 pub mod graph;
 mod signal;
+mod value;
 
 pub use batch::{data_point_count, Batch};
 pub use capture::Capture;
@@ -15,3 +16,4 @@ pub use client::{ClientInfo, Metadata};
 pub use consumer::{BoxConsumer, ConsumeError, Consumer, ErrorKind};
 pub use fanout::Fanout;
 pub use signal::Signal;
+pub use value::as_string;

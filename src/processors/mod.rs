@@ -1,5 +1,6 @@
 //! Processors: per-pipeline stages that edit, group or refuse data.
 
+pub mod attributes;
 pub mod batch;
 pub mod processor;
 

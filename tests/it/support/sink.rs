@@ -213,9 +213,7 @@ async fn handle_http(
                 .resource_logs,
         ),
         ("traces", true) => Batch::Traces(json::decode_traces(&raw).unwrap().resource_spans),
-        ("metrics", true) => {
-            Batch::Metrics(json::decode_metrics(&raw).unwrap().resource_metrics)
-        }
+        ("metrics", true) => Batch::Metrics(json::decode_metrics(&raw).unwrap().resource_metrics),
         ("logs", true) => Batch::Logs(json::decode_logs(&raw).unwrap().resource_logs),
         (other, _) => panic!("unexpected path {other}"),
     };
