@@ -56,7 +56,9 @@ fn main() -> ExitCode {
         print!("{}", registry::describe(&registry::BUILTIN));
         return ExitCode::SUCCESS;
     }
-    let loaded = match load(&cli.sources) {
+    // print-config shows the resolved config even when components would not validate.
+    let validate = !matches!(cli.command, Some(Command::PrintConfig));
+    let loaded = match load(&cli.sources, validate) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -70,8 +72,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads and validates; on failure prints every problem, one per line, and yields exit 2.
-fn load(args: &Sources) -> Result<Loaded, ExitCode> {
+/// Loads (and validates, unless told not to); on failure prints every problem, one per
+/// line, and yields exit 2.
+fn load(args: &Sources, validate: bool) -> Result<Loaded, ExitCode> {
     let sources: Vec<Source> = if args.config.is_empty() {
         vec![Source::Embedded {
             name: "default.yaml",
@@ -80,8 +83,12 @@ fn load(args: &Sources) -> Result<Loaded, ExitCode> {
     } else {
         args.config.iter().cloned().map(Source::Uri).collect()
     };
-    let result = config::load(&sources, &args.set, &ProcessEnv)
-        .and_then(|loaded| config::validate(&loaded).map(|()| loaded));
+    let result = config::load(&sources, &args.set, &ProcessEnv).and_then(|loaded| {
+        if validate {
+            config::validate(&loaded)?;
+        }
+        Ok(loaded)
+    });
     result.map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(2)

@@ -13,8 +13,14 @@ pub(crate) fn binary() -> &'static str {
 
 /// Runs `otelpipe args…` to completion (at most 60 s) and returns its output.
 pub(crate) fn run(args: &[&str]) -> Output {
+    run_env(args, &[])
+}
+
+/// [`run`] with extra environment variables.
+pub(crate) fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(binary())
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
