@@ -93,16 +93,24 @@ fn hot_path(c: &mut Criterion) {
     group.bench_function("decode_attributes_encode", |b| {
         b.iter(|| {
             let req = ExportTraceServiceRequest::decode(black_box(wire.as_slice())).unwrap();
-            let out = attributes.process(Batch::Traces(req.resource_spans), &client).unwrap();
-            let Batch::Traces(rs) = out else { unreachable!() };
+            let out = attributes
+                .process(Batch::Traces(req.resource_spans), &client)
+                .unwrap();
+            let Batch::Traces(rs) = out else {
+                unreachable!()
+            };
             black_box(ExportTraceServiceRequest { resource_spans: rs }.encode_to_vec())
         })
     });
     group.bench_function("decode_attributes_encode_gzip", |b| {
         b.iter(|| {
             let req = ExportTraceServiceRequest::decode(black_box(wire.as_slice())).unwrap();
-            let out = attributes.process(Batch::Traces(req.resource_spans), &client).unwrap();
-            let Batch::Traces(rs) = out else { unreachable!() };
+            let out = attributes
+                .process(Batch::Traces(req.resource_spans), &client)
+                .unwrap();
+            let Batch::Traces(rs) = out else {
+                unreachable!()
+            };
             let body = ExportTraceServiceRequest { resource_spans: rs }.encode_to_vec();
             black_box(Compression::Gzip.compress(&body))
         })
