@@ -2,6 +2,7 @@
 
 pub mod attributes;
 pub mod batch;
+pub mod cumulativetodelta;
 pub mod processor;
 
 pub use processor::{Processor, ProcessorNode};

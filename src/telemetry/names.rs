@@ -25,6 +25,10 @@ pub const BATCH_SIZE_TRIGGER_SEND: &str = "otelcol_processor_batch_batch_size_tr
 pub const BATCH_TIMEOUT_TRIGGER_SEND: &str = "otelcol_processor_batch_timeout_trigger_send";
 /// Items per batch sent by the batch processor (histogram).
 pub const BATCH_SEND_SIZE: &str = "otelcol_processor_batch_batch_send_size";
+/// Points of new series the cumulativetodelta processor dropped because it tracks its
+/// maximum number of series.
+pub const CUMULATIVETODELTA_UNTRACKED_POINTS: &str =
+    "otelcol_processor_cumulativetodelta_untracked_points";
 /// Seconds since the process started.
 pub const PROCESS_UPTIME: &str = "otelcol_process_uptime";
 /// CPU seconds used by the process.
