@@ -219,6 +219,12 @@ pub trait ExporterFactory: Send + Sync {
     /// # Errors
     /// The first problem found, with its key path relative to the section.
     fn validate(&self, config: &RawConfig) -> Result<(), FieldError>;
+    /// The `host:port` endpoints the exporter listens on (pull exporters), so a port
+    /// clash with a receiver or extension is rejected before any binds.
+    fn endpoints(&self, config: &RawConfig) -> Vec<String> {
+        let _ = config;
+        Vec::new()
+    }
     /// Builds an exporter for `settings.signal`.
     ///
     /// # Errors

@@ -20,6 +20,7 @@ pub static EXPORTERS: &[&dyn ExporterFactory] = &[
     &crate::exporters::debug::FACTORY,
     &crate::exporters::otlp::FACTORY,
     &crate::exporters::otlphttp::FACTORY,
+    &crate::exporters::prometheus::FACTORY,
 ];
 
 /// Every connector type.

@@ -282,7 +282,7 @@ impl Validator<'_> {
         }
     }
 
-    /// Two used receivers or extensions may not listen on the same port.
+    /// Two used receivers, pull exporters or extensions may not listen on the same port.
     fn ports(&mut self) {
         let c = &self.loaded.config;
         let mut used: BTreeMap<ComponentId, ()> = BTreeMap::new();
@@ -300,6 +300,24 @@ impl Validator<'_> {
                             .entry(port)
                             .or_default()
                             .push(format!("receivers::{id}"));
+                    }
+                }
+            }
+        }
+        let mut exporters: BTreeMap<ComponentId, ()> = BTreeMap::new();
+        for p in c.service.pipelines.values() {
+            for id in &p.exporters {
+                exporters.insert(id.clone(), ());
+            }
+        }
+        for id in exporters.keys() {
+            if let (Some(raw), Some(f)) = (c.exporters.get(id), self.registry.exporter(id.kind())) {
+                for endpoint in f.endpoints(raw) {
+                    if let Some(port) = crate::net::port(&endpoint).filter(|p| *p != 0) {
+                        claims
+                            .entry(port)
+                            .or_default()
+                            .push(format!("exporters::{id}"));
                     }
                 }
             }

@@ -1,0 +1,105 @@
+//! `exporters::prometheus` settings.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::FieldError;
+
+/// `exporters::prometheus`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `host:port` serving `/metrics`. Required (the seed uses `0.0.0.0:8889`).
+    pub endpoint: String,
+    /// Prefix `<namespace>_` for every metric name, `target_info` included. Default none.
+    pub namespace: String,
+    /// Labels added to every series except `target_info`. Default none.
+    #[serde(deserialize_with = "crate::config::decode::string_map")]
+    pub const_labels: BTreeMap<String, String>,
+    /// Emit each sample's timestamp. Default false.
+    pub send_timestamps: bool,
+    /// A series not updated for this long disappears. Default 5m.
+    #[serde(with = "crate::config::duration")]
+    pub metric_expiration: Duration,
+    /// Copy every resource attribute onto every data point (so, onto labels).
+    pub resource_to_telemetry_conversion: ResourceToTelemetry,
+    /// Serve OpenMetrics to scrapers that ask for it. Default false.
+    pub enable_open_metrics: bool,
+    /// Type and unit suffixes (`_total`, `_seconds`, …). Default true.
+    pub add_metric_suffixes: bool,
+    /// Headers added to every response.
+    #[serde(deserialize_with = "crate::config::decode::string_map")]
+    pub response_headers: BTreeMap<String, String>,
+    /// Accepted for compatibility: the response is written as fast as it renders.
+    pub write_timeout: Option<yaml_serde::Value>,
+    /// Accepted for compatibility.
+    pub read_timeout: Option<yaml_serde::Value>,
+    /// Accepted for compatibility.
+    pub read_header_timeout: Option<yaml_serde::Value>,
+    /// Accepted for compatibility.
+    pub idle_timeout: Option<yaml_serde::Value>,
+    /// Not supported: serving `/metrics` over TLS is refused at validation rather than
+    /// silently served in plain text.
+    pub tls: Option<yaml_serde::Value>,
+}
+
+/// `resource_to_telemetry_conversion`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourceToTelemetry {
+    /// Default false.
+    pub enabled: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            namespace: String::new(),
+            const_labels: BTreeMap::new(),
+            send_timestamps: false,
+            metric_expiration: Duration::from_secs(300),
+            resource_to_telemetry_conversion: ResourceToTelemetry::default(),
+            enable_open_metrics: false,
+            add_metric_suffixes: true,
+            response_headers: BTreeMap::new(),
+            write_timeout: None,
+            read_timeout: None,
+            read_header_timeout: None,
+            idle_timeout: None,
+            tls: None,
+        }
+    }
+}
+
+impl Config {
+    /// otelcol's rules.
+    ///
+    /// # Errors
+    /// A blank endpoint (otelcol's message), a `tls` block, or a const label name that is
+    /// not a Prometheus label name.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.endpoint.trim().is_empty() {
+            return Err(FieldError::new(
+                "expecting a non-blank address to run the Prometheus metrics handler",
+            ));
+        }
+        if self.tls.as_ref().is_some_and(|t| !t.is_null()) {
+            return Err(FieldError::at(
+                &["tls"],
+                "TLS is not supported by the prometheus exporter; terminate TLS in front of it",
+            ));
+        }
+        for name in self.const_labels.keys() {
+            if !super::naming::is_label_name(name) {
+                return Err(FieldError::at(
+                    &["const_labels", name],
+                    format!("{name:?} is not a valid label name"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
