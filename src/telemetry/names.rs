@@ -25,6 +25,8 @@ pub const BATCH_SIZE_TRIGGER_SEND: &str = "otelcol_processor_batch_batch_size_tr
 pub const BATCH_TIMEOUT_TRIGGER_SEND: &str = "otelcol_processor_batch_timeout_trigger_send";
 /// Items per batch sent by the batch processor (histogram).
 pub const BATCH_SEND_SIZE: &str = "otelcol_processor_batch_batch_send_size";
+/// Series and resources the spanmetrics connector evicted from its caches, by `connector`.
+pub const SPANMETRICS_EVICTED: &str = "otelpipe_connector_spanmetrics_evicted";
 /// Seconds since the process started.
 pub const PROCESS_UPTIME: &str = "otelcol_process_uptime";
 /// CPU seconds used by the process.
