@@ -24,7 +24,7 @@ pub static EXPORTERS: &[&dyn ExporterFactory] = &[
 ];
 
 /// Every connector type.
-pub static CONNECTORS: &[&dyn ConnectorFactory] = &[];
+pub static CONNECTORS: &[&dyn ConnectorFactory] = &[&crate::connectors::spanmetrics::FACTORY];
 
 /// Every extension type.
 pub static EXTENSIONS: &[&dyn ExtensionFactory] = &[&crate::extensions::health_check::FACTORY];

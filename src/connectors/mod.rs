@@ -1,1 +1,3 @@
 //! Connectors.
+
+pub mod spanmetrics;

@@ -29,6 +29,8 @@ pub const BATCH_SEND_SIZE: &str = "otelcol_processor_batch_batch_send_size";
 /// maximum number of series.
 pub const CUMULATIVETODELTA_UNTRACKED_POINTS: &str =
     "otelcol_processor_cumulativetodelta_untracked_points";
+/// Series and resources the spanmetrics connector evicted from its caches, by `connector`.
+pub const SPANMETRICS_EVICTED: &str = "otelpipe_connector_spanmetrics_evicted";
 /// Seconds since the process started.
 pub const PROCESS_UPTIME: &str = "otelcol_process_uptime";
 /// CPU seconds used by the process.

@@ -8,3 +8,4 @@ mod collector;
 mod pipeline;
 mod prometheus_export;
 mod seeds;
+mod spanmetrics;

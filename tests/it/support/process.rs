@@ -56,10 +56,16 @@ impl Collector {
     /// Starts `otelpipe --config <config>` with extra env vars and waits until `ready_port`
     /// accepts connections (at most 30 s).
     pub(crate) fn start(config: &Path, env: &[(&str, &str)], ready_port: u16) -> Self {
+        Self::start_merged(&[config], env, ready_port)
+    }
+
+    /// [`Collector::start`] with several `--config` sources, merged in order.
+    pub(crate) fn start_merged(configs: &[&Path], env: &[(&str, &str)], ready_port: u16) -> Self {
         let mut cmd = Command::new(binary());
-        cmd.arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
+        for config in configs {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
