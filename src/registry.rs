@@ -12,6 +12,7 @@ pub static RECEIVERS: &[&dyn ReceiverFactory] = &[&crate::receivers::otlp::FACTO
 pub static PROCESSORS: &[&dyn ProcessorFactory] = &[
     &crate::processors::attributes::FACTORY,
     &crate::processors::batch::FACTORY,
+    &crate::processors::memory_limiter::FACTORY,
 ];
 
 /// Every exporter type.

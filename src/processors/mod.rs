@@ -2,6 +2,7 @@
 
 pub mod attributes;
 pub mod batch;
+pub mod memory_limiter;
 pub mod processor;
 
 pub use processor::{Processor, ProcessorNode};

@@ -5,5 +5,6 @@ mod support;
 
 mod cli;
 mod collector;
+mod delivery;
 mod pipeline;
 mod seeds;
