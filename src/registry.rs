@@ -26,7 +26,10 @@ pub static EXPORTERS: &[&dyn ExporterFactory] = &[
 pub static CONNECTORS: &[&dyn ConnectorFactory] = &[];
 
 /// Every extension type.
-pub static EXTENSIONS: &[&dyn ExtensionFactory] = &[&crate::extensions::health_check::FACTORY];
+pub static EXTENSIONS: &[&dyn ExtensionFactory] = &[
+    &crate::extensions::file_storage::FACTORY,
+    &crate::extensions::health_check::FACTORY,
+];
 
 /// A set of factories per kind. The collector uses [`BUILTIN`]; graph tests build their own
 /// from mock factories.

@@ -29,6 +29,9 @@ pub const BATCH_SIZE_TRIGGER_SEND: &str = "otelcol_processor_batch_batch_size_tr
 pub const BATCH_TIMEOUT_TRIGGER_SEND: &str = "otelcol_processor_batch_timeout_trigger_send";
 /// Items per batch sent by the batch processor (histogram).
 pub const BATCH_SEND_SIZE: &str = "otelcol_processor_batch_batch_send_size";
+/// Damaged places a storage extension skipped when opening a client (torn or corrupt
+/// tails), by `extension`.
+pub const STORAGE_CORRUPT_RECORDS: &str = "otelpipe_storage_corrupt_records";
 /// Seconds since the process started.
 pub const PROCESS_UPTIME: &str = "otelcol_process_uptime";
 /// CPU seconds used by the process.

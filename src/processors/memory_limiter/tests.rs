@@ -31,6 +31,7 @@ fn host() -> Host {
     Host {
         ready,
         shutdown: CancellationToken::new(),
+        extensions: Default::default(),
     }
 }
 
