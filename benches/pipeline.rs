@@ -143,6 +143,7 @@ fn batch_processor(c: &mut Criterion) {
                     let host = Host {
                         ready,
                         shutdown: tokio_util::sync::CancellationToken::new(),
+                        extensions: Default::default(),
                     };
                     node.start(&host).await.unwrap();
                     for _ in 0..100 {

@@ -71,6 +71,33 @@ pub struct Host {
     pub ready: watch::Receiver<bool>,
     /// Cancelled when the collector shuts down.
     pub shutdown: CancellationToken,
+    /// The extensions of `service.extensions`, started before any other component.
+    pub extensions: Extensions,
+}
+
+/// The running extensions by id, for components that use one (a persistent queue's
+/// storage).
+#[derive(Clone, Default)]
+pub struct Extensions(Arc<Vec<(String, Arc<dyn Component>)>>);
+
+impl Extensions {
+    /// The extensions `(id, component)`, in `service.extensions` order.
+    pub fn new(extensions: Vec<(String, Arc<dyn Component>)>) -> Self {
+        Self(Arc::new(extensions))
+    }
+
+    /// The extension with id `id`.
+    pub fn get(&self, id: &str) -> Option<&Arc<dyn Component>> {
+        self.0.iter().find(|(name, _)| name == id).map(|(_, c)| c)
+    }
+}
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(id, _)| id))
+            .finish()
+    }
 }
 
 /// Errors raised while building, starting or stopping a component.
@@ -107,6 +134,11 @@ pub trait Component: Send + Sync + 'static {
     /// Stops the component, flushing buffered data downstream.
     async fn shutdown(&self) -> Result<(), ComponentError> {
         Ok(())
+    }
+
+    /// The storage this component offers, when it is a storage extension.
+    fn storage(&self) -> Option<&dyn crate::extensions::storage::Storage> {
+        None
     }
 }
 

@@ -13,6 +13,7 @@ pub static PROCESSORS: &[&dyn ProcessorFactory] = &[
     &crate::processors::attributes::FACTORY,
     &crate::processors::batch::FACTORY,
     &crate::processors::cumulativetodelta::FACTORY,
+    &crate::processors::memory_limiter::FACTORY,
 ];
 
 /// Every exporter type.
@@ -27,7 +28,10 @@ pub static EXPORTERS: &[&dyn ExporterFactory] = &[
 pub static CONNECTORS: &[&dyn ConnectorFactory] = &[&crate::connectors::spanmetrics::FACTORY];
 
 /// Every extension type.
-pub static EXTENSIONS: &[&dyn ExtensionFactory] = &[&crate::extensions::health_check::FACTORY];
+pub static EXTENSIONS: &[&dyn ExtensionFactory] = &[
+    &crate::extensions::file_storage::FACTORY,
+    &crate::extensions::health_check::FACTORY,
+];
 
 /// A set of factories per kind. The collector uses [`BUILTIN`]; graph tests build their own
 /// from mock factories.

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::component::{ComponentError, Host};
+use crate::component::{ComponentError, Extensions, Host};
 use crate::config::Config;
 use crate::pipeline::graph::{self, Graph, GraphError, GraphNode};
 use crate::registry::Registry;
@@ -50,12 +50,20 @@ impl Collector {
     pub fn build(config: &Config, registry: &Registry) -> Result<Self, StartError> {
         let graph = graph::build(config, registry)?;
         let (ready, ready_rx) = watch::channel(false);
+        let extensions = Extensions::new(
+            graph
+                .extensions
+                .iter()
+                .map(|n| (n.name.clone(), n.component.clone()))
+                .collect(),
+        );
         Ok(Self {
             graph,
             ready,
             host: Host {
                 ready: ready_rx,
                 shutdown: CancellationToken::new(),
+                extensions,
             },
         })
     }

@@ -37,6 +37,7 @@ pub fn validate_with(loaded: &Loaded, registry: &Registry) -> Result<(), ConfigE
         return Err(ConfigErrors(v.errors));
     }
     v.components();
+    v.storage();
     v.service();
     v.connectors();
     v.ports();
@@ -147,6 +148,36 @@ impl Validator<'_> {
                 )
             };
             self.error(path(&[section, &id.to_string()]), message);
+        }
+    }
+
+    /// `sending_queue.storage` must name a configured extension that the service enables.
+    fn storage(&mut self) {
+        let c = &self.loaded.config;
+        let mut problems = Vec::new();
+        for (id, raw) in &c.exporters {
+            let Some(storage) = raw
+                .get("sending_queue")
+                .and_then(|q| q.get("storage"))
+                .and_then(|s| s.as_str())
+            else {
+                continue;
+            };
+            let at = path(&["exporters", &id.to_string(), "sending_queue", "storage"]);
+            let message = match ComponentId::parse(storage) {
+                Err(e) => e.message,
+                Ok(ext) if !c.extensions.contains_key(&ext) => {
+                    format!("references storage extension \"{ext}\" which is not configured")
+                }
+                Ok(ext) if !c.service.extensions.contains(&ext) => format!(
+                    "storage extension \"{ext}\" is not enabled: add it to service::extensions"
+                ),
+                Ok(_) => continue,
+            };
+            problems.push((at, message));
+        }
+        for (p, m) in problems {
+            self.error(p, m);
         }
     }
 

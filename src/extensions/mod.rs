@@ -1,3 +1,5 @@
 //! Extensions: components outside the pipelines (health checks, storage, auth).
 
+pub mod file_storage;
 pub mod health_check;
+pub mod storage;

@@ -3,6 +3,7 @@
 pub mod attributes;
 pub mod batch;
 pub mod cumulativetodelta;
+pub mod memory_limiter;
 pub mod processor;
 
 pub use processor::{Processor, ProcessorNode};

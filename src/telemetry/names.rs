@@ -19,6 +19,10 @@ pub const EXPORTER_QUEUE_CAPACITY: &str = "otelcol_exporter_queue_capacity";
 pub const PROCESSOR_INCOMING_ITEMS: &str = "otelcol_processor_incoming_items";
 /// Items leaving a processor.
 pub const PROCESSOR_OUTGOING_ITEMS: &str = "otelcol_processor_outgoing_items";
+/// Items a processor (memory_limiter) passed on, by `processor`; suffixed per signal.
+pub const PROCESSOR_ACCEPTED: &str = "otelcol_processor_accepted";
+/// Items a processor (memory_limiter) refused, by `processor`; suffixed per signal.
+pub const PROCESSOR_REFUSED: &str = "otelcol_processor_refused";
 /// Batches the batch processor sent because `send_batch_size` was reached.
 pub const BATCH_SIZE_TRIGGER_SEND: &str = "otelcol_processor_batch_batch_size_trigger_send";
 /// Batches the batch processor sent because `timeout` expired.
@@ -31,6 +35,9 @@ pub const CUMULATIVETODELTA_UNTRACKED_POINTS: &str =
     "otelcol_processor_cumulativetodelta_untracked_points";
 /// Series and resources the spanmetrics connector evicted from its caches, by `connector`.
 pub const SPANMETRICS_EVICTED: &str = "otelpipe_connector_spanmetrics_evicted";
+/// Damaged places a storage extension skipped when opening a client (torn or corrupt
+/// tails), by `extension`.
+pub const STORAGE_CORRUPT_RECORDS: &str = "otelpipe_storage_corrupt_records";
 /// Seconds since the process started.
 pub const PROCESS_UPTIME: &str = "otelcol_process_uptime";
 /// CPU seconds used by the process.

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod collector;
+mod delivery;
 mod pipeline;
 mod prometheus_export;
 mod seeds;

@@ -98,7 +98,8 @@ pub struct QueueConfig {
     pub wait_for_result: Option<bool>,
     /// Accepted for compatibility (queue batching is done by the `batch` processor).
     pub batch: Option<yaml_serde::Value>,
-    /// A persistent queue's storage extension: not supported yet.
+    /// The storage extension (e.g. `file_storage`) of a persistent queue; it must be
+    /// configured and listed in `service.extensions`.
     pub storage: Option<String>,
 }
 
@@ -138,12 +139,6 @@ impl QueueConfig {
         }
         if self.num_consumers == 0 {
             return Err(at("num_consumers", "`num_consumers` must be positive"));
-        }
-        if self.storage.is_some() {
-            return Err(at(
-                "storage",
-                "persistent sending queues are not supported yet",
-            ));
         }
         if let Some(sizer) = &self.sizer {
             if sizer != "requests" {

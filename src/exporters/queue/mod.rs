@@ -8,11 +8,17 @@
 //! `max_elapsed_time`. Permanent failures are dropped, logged and counted.
 //!
 //! Shutdown interrupts waiting retries, then gives every queued batch one attempt.
+//!
+//! With `sending_queue.storage` set, the queue is persistent ([`persistent`]): `consume`
+//! writes the encoded batch to the storage extension's log before returning; a batch is
+//! acknowledged in the log once sent or dropped; what shutdown could not send stays on
+//! disk and is sent after the next start.
 
 mod config;
+mod persistent;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,8 +30,11 @@ use tokio_util::task::TaskTracker;
 pub use config::{QueueConfig, RetryConfig};
 
 use crate::component::{Component, ComponentError, Host};
+use crate::config::ComponentId;
+use crate::extensions::storage::client_name;
 use crate::pipeline::{Batch, ClientInfo, ConsumeError, Consumer, Signal};
 use crate::telemetry::names;
+use persistent::{OfferError, PersistentQueue};
 
 /// Why one export attempt failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +99,17 @@ struct Shared<E> {
     /// Cancelled at shutdown: waiting retries give up.
     stop: CancellationToken,
     queued: AtomicI64,
+    /// Batches interrupted by shutdown are kept (in the persistent queue), not dropped.
+    keep_interrupted: bool,
+    signal: Signal,
+}
+
+/// Why [`Shared::send`] did not deliver a batch.
+enum Undelivered {
+    /// Given up on: logged and counted as failed.
+    Dropped,
+    /// Interrupted by shutdown while the persistent queue still holds it.
+    Kept,
 }
 
 /// An [`Export`] with a sending queue and retries: the node the graph holds.
@@ -99,6 +119,8 @@ pub struct QueuedExporter<E> {
     tx: mpsc::Sender<Batch>,
     rx: Mutex<Option<mpsc::Receiver<Batch>>>,
     tasks: TaskTracker,
+    /// Set at start when `sending_queue.storage` names a storage extension.
+    persistent: OnceLock<Arc<PersistentQueue>>,
 }
 
 impl<E: Export> QueuedExporter<E> {
@@ -146,11 +168,14 @@ impl<E: Export> QueuedExporter<E> {
                 counters,
                 stop: CancellationToken::new(),
                 queued: AtomicI64::new(0),
+                keep_interrupted: queue.enabled && queue.storage.is_some(),
+                signal,
             }),
             queue,
             tx,
             rx: Mutex::new(Some(rx)),
             tasks: TaskTracker::new(),
+            persistent: OnceLock::new(),
         }
     }
 
@@ -163,6 +188,11 @@ impl<E: Export> QueuedExporter<E> {
 impl<E: Export> Shared<E> {
     /// Exports with retries. Returns the final error, already logged and counted.
     async fn send(&self, batch: Batch) -> Result<(), ExportError> {
+        self.deliver(batch).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Shared::send`], saying whether an undelivered batch was dropped or kept.
+    async fn deliver(&self, batch: Batch) -> Result<(), (ExportError, Undelivered)> {
         let items = batch.item_count() as u64;
         let started = Instant::now();
         let mut interval = self.retry.initial_interval;
@@ -192,7 +222,7 @@ impl<E: Export> Shared<E> {
                 return Err(self.drop_batch(error, items, "retries disabled"));
             }
             if self.stop.is_cancelled() {
-                return Err(self.drop_batch(error, items, "interrupted due to shutdown"));
+                return Err(self.interrupted(error, items));
             }
             let wait =
                 jitter(interval, self.retry.randomization_factor).max(throttle.unwrap_or_default());
@@ -209,7 +239,7 @@ impl<E: Export> Shared<E> {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.stop.cancelled() => {
-                    return Err(self.drop_batch(error, items, "interrupted due to shutdown"));
+                    return Err(self.interrupted(error, items));
                 }
             }
             interval = interval
@@ -218,7 +248,7 @@ impl<E: Export> Shared<E> {
         }
     }
 
-    fn drop_batch(&self, error: ExportError, items: u64, why: &str) -> ExportError {
+    fn drop_batch(&self, error: ExportError, items: u64, why: &str) -> (ExportError, Undelivered) {
         self.counters.failed.increment(items);
         tracing::error!(
             exporter = %self.name,
@@ -226,7 +256,39 @@ impl<E: Export> Shared<E> {
             dropped_items = items,
             "Exporting failed. Dropping data."
         );
-        error
+        (error, Undelivered::Dropped)
+    }
+
+    fn interrupted(&self, error: ExportError, items: u64) -> (ExportError, Undelivered) {
+        if !self.keep_interrupted {
+            return self.drop_batch(error, items, "interrupted due to shutdown");
+        }
+        tracing::info!(
+            exporter = %self.name,
+            error = %error,
+            kept_items = items,
+            "Exporting interrupted by shutdown; the batch stays in the persistent queue."
+        );
+        (error, Undelivered::Kept)
+    }
+
+    /// Exports one batch of the persistent queue and acknowledges it unless it was kept.
+    async fn deliver_persisted(&self, queue: &PersistentQueue, seq: u64, payload: &[u8]) -> bool {
+        let batch = match persistent::decode(self.signal, payload) {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!(exporter = %self.name, error = %e, "Cannot decode a batch of the persistent queue. Dropping data.");
+                queue.ack(seq, &self.name);
+                return true;
+            }
+        };
+        match self.deliver(batch).await {
+            Ok(()) | Err((_, Undelivered::Dropped)) => {
+                queue.ack(seq, &self.name);
+                true
+            }
+            Err((_, Undelivered::Kept)) => false,
+        }
     }
 }
 
@@ -237,6 +299,89 @@ fn jitter(base: Duration, factor: f64) -> Duration {
     }
     let spread = rand::random::<f64>() * 2.0 - 1.0;
     base.mul_f64((1.0 + factor * spread).max(0.0))
+}
+
+impl<E: Export> QueuedExporter<E> {
+    async fn offer_persistent(&self, batch: &Batch, items: u64) -> Result<(), ConsumeError> {
+        let shared = &self.shared;
+        let Some(queue) = self.persistent.get() else {
+            return Err(ConsumeError::retryable("exporter is not started"));
+        };
+        let payload = persistent::encode(batch);
+        loop {
+            let error = match queue.offer(payload.clone()) {
+                Ok(len) => {
+                    shared.counters.queue_size.set(len as f64);
+                    return Ok(());
+                }
+                Err(OfferError::Full) if self.queue.blocks() => {
+                    tokio::select! {
+                        () = queue.room() => continue,
+                        () = shared.stop.cancelled() => OfferError::Full,
+                    }
+                }
+                Err(e) => e,
+            };
+            shared.counters.enqueue_failed.increment(items);
+            match &error {
+                OfferError::Full => {
+                    tracing::warn!(exporter = %shared.name, dropped_items = items, "Dropping data because sending_queue is full. Try increasing queue_size.")
+                }
+                OfferError::Log(e) => {
+                    tracing::error!(exporter = %shared.name, error = %e, dropped_items = items, "Cannot write to the persistent queue.")
+                }
+            }
+            return Err(ConsumeError::retryable(error.to_string()));
+        }
+    }
+
+    /// Opens the persistent queue named by `storage` and starts its dispatcher.
+    fn start_persistent(&self, storage_id: &str, host: &Host) -> Result<(), ComponentError> {
+        let shared = self.shared.clone();
+        let storage = host
+            .extensions
+            .get(storage_id)
+            .and_then(|e| e.storage())
+            .ok_or_else(|| {
+                ComponentError::Other(format!("storage extension \"{storage_id}\" not found"))
+            })?;
+        let id = ComponentId::parse(&shared.name).map_err(ComponentError::Config)?;
+        let client = storage
+            .open(&client_name("exporter", &id, shared.signal.as_str()))
+            .map_err(|e| ComponentError::Other(e.to_string()))?;
+        let queue = Arc::new(PersistentQueue::new(client, self.queue.queue_size.max(1)));
+        shared.counters.queue_size.set(queue.len() as f64);
+        let _first = self.persistent.set(queue.clone());
+        let slots = Arc::new(Semaphore::new(self.queue.num_consumers));
+        let tasks = self.tasks.clone();
+        self.tasks.spawn(async move {
+            loop {
+                let (seq, payload) = tokio::select! {
+                    biased;
+                    () = shared.stop.cancelled() => break,
+                    item = queue.pop() => item,
+                };
+                shared.counters.queue_size.set(queue.len() as f64);
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let worker = shared.clone();
+                let queue = queue.clone();
+                tasks.spawn(async move {
+                    worker.deliver_persisted(&queue, seq, &payload).await;
+                    drop(permit);
+                });
+            }
+            // Shutdown: one attempt each while the backend answers; the rest stays on disk.
+            while let Some((seq, payload)) = queue.try_pop() {
+                shared.counters.queue_size.set(queue.len() as f64);
+                if !shared.deliver_persisted(&queue, seq, &payload).await {
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -255,6 +400,9 @@ impl<E: Export> Consumer for QueuedExporter<E> {
             });
         }
         let items = batch.item_count() as u64;
+        if self.queue.storage.is_some() {
+            return self.offer_persistent(&batch, items).await;
+        }
         let result = if self.queue.blocks() {
             self.tx
                 .send(batch)
@@ -283,12 +431,15 @@ impl<E: Export> Consumer for QueuedExporter<E> {
 
 #[async_trait]
 impl<E: Export> Component for QueuedExporter<E> {
-    async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
+    async fn start(&self, host: &Host) -> Result<(), ComponentError> {
         let Some(mut rx) = self.rx.lock().await.take() else {
             return Ok(());
         };
         if !self.queue.enabled {
             return Ok(());
+        }
+        if let Some(storage) = &self.queue.storage {
+            return self.start_persistent(storage, host);
         }
         let shared = self.shared.clone();
         let slots = Arc::new(Semaphore::new(self.queue.num_consumers));
@@ -303,11 +454,11 @@ impl<E: Export> Component for QueuedExporter<E> {
                         None => break,
                     },
                 };
+                let n = shared.queued.fetch_sub(1, Ordering::Relaxed) - 1;
+                shared.counters.queue_size.set(n as f64);
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
-                let n = shared.queued.fetch_sub(1, Ordering::Relaxed) - 1;
-                shared.counters.queue_size.set(n as f64);
                 let worker = shared.clone();
                 tasks.spawn(async move {
                     // The error was logged and counted where it was decided.

@@ -48,6 +48,7 @@ fn host() -> Host {
     Host {
         ready,
         shutdown: CancellationToken::new(),
+        extensions: Default::default(),
     }
 }
 
@@ -255,4 +256,139 @@ fn config_validation_messages() {
         ..QueueConfig::default()
     };
     assert!(q.validate().is_ok());
+}
+
+mod persistent_queue {
+    use super::*;
+    use crate::component::Extensions;
+    use crate::extensions::file_storage::{Config as StorageConfig, FileStorage};
+
+    fn storage_host(dir: &std::path::Path) -> Host {
+        let (_tx, ready) = watch::channel(true);
+        let config = StorageConfig {
+            directory: dir.to_owned(),
+            ..StorageConfig::default()
+        };
+        let storage: Arc<dyn Component> =
+            Arc::new(FileStorage::new("file_storage/q".into(), config));
+        Host {
+            ready,
+            shutdown: CancellationToken::new(),
+            extensions: Extensions::new(vec![("file_storage/q".into(), storage)]),
+        }
+    }
+
+    fn persistent(queue_size: usize) -> QueueConfig {
+        QueueConfig {
+            num_consumers: 1,
+            queue_size,
+            storage: Some("file_storage/q".into()),
+            ..QueueConfig::default()
+        }
+    }
+
+    fn down() -> Vec<Result<(), ExportError>> {
+        (0..1000)
+            .map(|_| Err(ExportError::retryable("down")))
+            .collect()
+    }
+
+    fn items(e: &QueuedExporter<Scripted>) -> Vec<usize> {
+        let mut n: Vec<usize> = e
+            .exporter()
+            .attempts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| a.1)
+            .collect();
+        n.sort_unstable();
+        n
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_could_not_be_sent_is_sent_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = storage_host(dir.path());
+        let e = exporter(down(), retry(1, 0), persistent(10));
+        e.start(&host).await.unwrap();
+        for n in 1..=3 {
+            e.consume(logs(n), &ClientInfo::default()).await.unwrap();
+        }
+        drain(&e, 2).await;
+        e.shutdown().await.unwrap();
+        drop(e);
+        assert!(dir.path().join("exporter_test__logs").is_dir());
+
+        // The next run sends all three, each once.
+        let e = exporter(Vec::new(), retry(1, 0), persistent(10));
+        e.start(&host).await.unwrap();
+        drain(&e, 3).await;
+        e.shutdown().await.unwrap();
+        assert_eq!(items(&e), [1, 2, 3]);
+        drop(e);
+
+        // They were acknowledged: a third run has nothing to send.
+        let e = exporter(Vec::new(), retry(1, 0), persistent(10));
+        e.start(&host).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        e.shutdown().await.unwrap();
+        assert!(items(&e).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_failures_are_dropped_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = storage_host(dir.path());
+        let e = exporter(
+            vec![Err(ExportError::permanent("400"))],
+            retry(1, 0),
+            persistent(10),
+        );
+        e.start(&host).await.unwrap();
+        e.consume(logs(4), &ClientInfo::default()).await.unwrap();
+        drain(&e, 1).await;
+        e.shutdown().await.unwrap();
+        drop(e);
+        let e = exporter(Vec::new(), retry(1, 0), persistent(10));
+        e.start(&host).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        e.shutdown().await.unwrap();
+        assert!(items(&e).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_persistent_queue_refuses_with_a_retryable_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = storage_host(dir.path());
+        let e = exporter(down(), retry(1, 0), persistent(2));
+        let err = e
+            .consume(logs(1), &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.message, "exporter is not started");
+        e.start(&host).await.unwrap();
+        // The first is taken by the one consumer (retrying), two wait, the fourth is refused.
+        e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+        drain(&e, 1).await;
+        e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+        e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+        let err = e
+            .consume(logs(1), &ClientInfo::default())
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable());
+        assert_eq!(err.message, "sending queue is full");
+        e.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_storage_extension_fails_the_start() {
+        let e = exporter(Vec::new(), retry(1, 0), persistent(2));
+        let err = e.start(&host()).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "storage extension \"file_storage/q\" not found"
+        );
+    }
 }

@@ -33,6 +33,7 @@ async fn reports_readiness_on_every_path() {
     let host = Host {
         ready,
         shutdown: CancellationToken::new(),
+        extensions: Default::default(),
     };
     ext.start(&host).await.unwrap();
     let addr = ext.local_addr().unwrap();

@@ -32,6 +32,7 @@ fn host() -> Host {
     Host {
         ready,
         shutdown: CancellationToken::new(),
+        extensions: Default::default(),
     }
 }
 

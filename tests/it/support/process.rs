@@ -95,6 +95,13 @@ impl Collector {
         self.child.as_mut().expect("child running")
     }
 
+    /// Kills the process with SIGKILL (`kill -9`) and waits for it.
+    pub(crate) fn kill9(mut self) {
+        let mut child = self.child.take().expect("child running");
+        child.kill().expect("kill -9");
+        child.wait().expect("wait");
+    }
+
     /// Sends SIGTERM and waits (at most 30 s); returns the exit code, stdout and stderr.
     pub(crate) fn terminate(mut self) -> (Option<i32>, String, String) {
         let mut child = self.child.take().expect("child running");

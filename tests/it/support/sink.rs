@@ -77,7 +77,12 @@ pub(crate) struct Sink {
 impl Sink {
     /// An OTLP/HTTP sink.
     pub(crate) fn http() -> Self {
-        Self::start(|listener, state, stop| async move {
+        Self::http_at("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// An OTLP/HTTP sink on `addr` (a downstream that comes back on its old port).
+    pub(crate) fn http_at(addr: SocketAddr) -> Self {
+        Self::start(addr, |listener, state, stop| async move {
             let app = axum::Router::new()
                 .route("/{*path}", axum::routing::post(handle_http))
                 .with_state(state);
@@ -90,31 +95,34 @@ impl Sink {
 
     /// An OTLP/gRPC sink.
     pub(crate) fn grpc() -> Self {
-        Self::start(|listener, state, stop| async move {
-            let svc = Grpc(state);
-            tonic::transport::Server::builder()
-                .add_service(
-                    TraceServiceServer::new(svc.clone())
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                )
-                .add_service(
-                    MetricsServiceServer::new(svc.clone())
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                )
-                .add_service(
-                    LogsServiceServer::new(svc)
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                )
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(listener),
-                    stop.cancelled_owned(),
-                )
-                .await
-                .unwrap();
-        })
+        Self::start(
+            "127.0.0.1:0".parse().unwrap(),
+            |listener, state, stop| async move {
+                let svc = Grpc(state);
+                tonic::transport::Server::builder()
+                    .add_service(
+                        TraceServiceServer::new(svc.clone())
+                            .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                    )
+                    .add_service(
+                        MetricsServiceServer::new(svc.clone())
+                            .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                    )
+                    .add_service(
+                        LogsServiceServer::new(svc)
+                            .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                    )
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::TcpListenerStream::new(listener),
+                        stop.cancelled_owned(),
+                    )
+                    .await
+                    .unwrap();
+            },
+        )
     }
 
-    fn start<F, Fut>(serve: F) -> Self
+    fn start<F, Fut>(addr: SocketAddr, serve: F) -> Self
     where
         F: FnOnce(tokio::net::TcpListener, Arc<State>, CancellationToken) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -127,7 +135,7 @@ impl Sink {
         let state = Arc::new(State::default());
         let stop = CancellationToken::new();
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(addr))
             .unwrap();
         let addr = listener.local_addr().unwrap();
         runtime.spawn(serve(listener, state.clone(), stop.clone()));
