@@ -6,4 +6,5 @@ mod support;
 mod cli;
 mod collector;
 mod pipeline;
+mod prometheus;
 mod seeds;
