@@ -1,4 +1,5 @@
 //! Receivers: components that take data in from the outside and hand it to pipelines.
 
 pub mod otlp;
+pub mod prometheus;
 pub mod status;

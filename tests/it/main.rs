@@ -8,5 +8,6 @@ mod collector;
 mod delivery;
 mod pipeline;
 mod prometheus_export;
+mod prometheus;
 mod seeds;
 mod spanmetrics;
