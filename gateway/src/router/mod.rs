@@ -51,6 +51,22 @@ pub struct Match {
     pub uri_captures: BTreeMap<String, String>,
 }
 
+impl Match {
+    /// The escaped upstream path (without query) for the normalized request path `req`.
+    pub fn upstream_path(&self, req: &str) -> String {
+        let base = self
+            .service
+            .as_ref()
+            .and_then(|s| s.path.as_deref())
+            .unwrap_or("/");
+        let prefix = self
+            .matched_path
+            .as_deref()
+            .filter(|_| self.route.strip_path);
+        escape(&upstream_path::compose(base, req, prefix))
+    }
+}
+
 #[derive(Debug)]
 enum HostPattern {
     Exact(String),
