@@ -14,7 +14,7 @@ use md5::{Digest, Md5};
 use crate::conf::KongConf;
 use crate::declarative::model::{Model, Plugin as PluginEntity};
 use crate::declarative::Config;
-use crate::plugins::{self, Plugin};
+use crate::plugins::{self, Plugin, PluginList};
 use crate::proxy::body::ProxyBody;
 
 /// The upstream HTTP client (pooled, keep-alive).
@@ -116,8 +116,10 @@ pub struct Runtime {
     pub router: crate::router::Router,
     /// Upstream entities by name.
     pub balancers: HashMap<String, Balancer>,
-    /// Enabled plugin instances.
-    instances: Vec<Instance>,
+    /// Global plugin instances (rewrite phase, no-route requests).
+    global: PluginList,
+    /// The plugin instances of each route (by route id).
+    by_route: HashMap<String, PluginList>,
     /// Clients by connect timeout (ms).
     clients: HashMap<u64, UpstreamClient>,
     /// `configuration_hash` (32 hex md5; zeros when empty).
@@ -173,13 +175,24 @@ impl Runtime {
                 .or_insert_with(|| reused.unwrap_or_else(|| new_client(timeout)));
         }
         let instances = build_instances(&model.plugins);
+        let global: PluginList = select(&instances, None, None).into();
+        let by_route = model
+            .routes
+            .iter()
+            .map(|r| {
+                let service = r.service.as_ref().map(|s| s.id.as_str());
+                let list: PluginList = select(&instances, Some(&r.id), service).into();
+                (r.id.clone(), list)
+            })
+            .collect();
         let hash = config_hash(&config);
         Self {
             config,
             model,
             router,
             balancers,
-            instances,
+            global,
+            by_route,
             clients,
             hash,
         }
@@ -194,41 +207,50 @@ impl Runtime {
     }
 
     /// Global plugin instances, by priority (rewrite phase, and no-route requests).
-    pub fn global_plugins(&self) -> Vec<Arc<dyn Plugin>> {
-        self.select(None, None)
+    pub fn global_plugins(&self) -> PluginList {
+        Arc::clone(&self.global)
     }
 
-    /// The instance of each plugin name that applies to a route/service, most specific
-    /// first: route+service, route, service, global; by priority, highest first.
-    pub fn select(&self, route: Option<&str>, service: Option<&str>) -> Vec<Arc<dyn Plugin>> {
-        if self.instances.is_empty() {
-            return Vec::new();
-        }
-        let id =
-            |fk: &Option<crate::declarative::model::ForeignKey>| fk.as_ref().map(|f| f.id.clone());
-        let mut chosen: HashMap<&str, (u8, &Instance)> = HashMap::new();
-        for inst in &self.instances {
-            let e = &inst.entity;
-            if e.consumer.is_some() {
-                continue;
-            }
-            let (r, s) = (id(&e.route), id(&e.service));
-            let rank = match (r.as_deref(), s.as_deref()) {
-                (Some(r), Some(s)) if Some(r) == route && Some(s) == service => 4,
-                (Some(r), None) if Some(r) == route => 3,
-                (None, Some(s)) if Some(s) == service => 2,
-                (None, None) => 1,
-                _ => continue,
-            };
-            let entry = chosen.entry(e.name.as_str()).or_insert((rank, inst));
-            if rank > entry.0 {
-                *entry = (rank, inst);
-            }
-        }
-        let mut list: Vec<&Instance> = chosen.into_values().map(|(_, i)| i).collect();
-        list.sort_by_key(|i| std::cmp::Reverse(i.priority));
-        list.into_iter().map(|i| Arc::clone(&i.plugin)).collect()
+    /// The plugin instances that run for requests matched to `route_id`.
+    pub fn route_plugins(&self, route_id: &str) -> PluginList {
+        self.by_route
+            .get(route_id)
+            .map_or_else(|| Arc::clone(&self.global), Arc::clone)
     }
+}
+
+/// The instance of each plugin name that applies to a route/service, most specific first:
+/// route+service, route, service, global; by priority, highest first. Consumer-scoped
+/// instances need an authenticated consumer and are left out; instances whose `protocols`
+/// do not list `http` never run on this http listener.
+fn select(
+    instances: &[Instance],
+    route: Option<&str>,
+    service: Option<&str>,
+) -> Vec<Arc<dyn Plugin>> {
+    let id = |fk: &Option<crate::declarative::model::ForeignKey>| fk.as_ref().map(|f| f.id.clone());
+    let mut chosen: HashMap<&str, (u8, &Instance)> = HashMap::new();
+    for inst in instances {
+        let e = &inst.entity;
+        if e.consumer.is_some() || !e.protocols.iter().any(|p| p == "http") {
+            continue;
+        }
+        let (r, s) = (id(&e.route), id(&e.service));
+        let rank = match (r.as_deref(), s.as_deref()) {
+            (Some(r), Some(s)) if Some(r) == route && Some(s) == service => 4,
+            (Some(r), None) if Some(r) == route => 3,
+            (None, Some(s)) if Some(s) == service => 2,
+            (None, None) => 1,
+            _ => continue,
+        };
+        let entry = chosen.entry(e.name.as_str()).or_insert((rank, inst));
+        if rank > entry.0 {
+            *entry = (rank, inst);
+        }
+    }
+    let mut list: Vec<&Instance> = chosen.into_values().map(|(_, i)| i).collect();
+    list.sort_by_key(|i| std::cmp::Reverse(i.priority));
+    list.into_iter().map(|i| Arc::clone(&i.plugin)).collect()
 }
 
 fn build_instances(entities: &[PluginEntity]) -> Vec<Instance> {
@@ -264,6 +286,76 @@ mod tests {
                 weight,
             })
             .collect()
+    }
+
+    struct Named(&'static str, i32);
+
+    impl Plugin for Named {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn priority(&self) -> i32 {
+            self.1
+        }
+    }
+
+    fn instance(name: &'static str, priority: i32, scope: serde_json::Value) -> Instance {
+        let mut entity = serde_json::json!({
+            "id": format!("{name}-{scope}"), "name": name, "instance_name": null, "config": {},
+            "enabled": true, "protocols": ["grpc", "grpcs", "http", "https"],
+            "route": null, "service": null, "consumer": null
+        });
+        for (k, v) in scope.as_object().unwrap() {
+            entity[k] = v.clone();
+        }
+        Instance {
+            entity: serde_json::from_value(entity).unwrap(),
+            priority,
+            plugin: Arc::new(Named(name, priority)),
+        }
+    }
+
+    #[test]
+    fn most_specific_instance_per_name_by_priority() {
+        let fk = |id: &str| serde_json::json!({"id": id});
+        let instances = vec![
+            instance("tcp-log", 7, serde_json::json!({})),
+            instance("opentelemetry", 14, serde_json::json!({})),
+            instance("opentelemetry", 14, serde_json::json!({"service": fk("s")})),
+            instance("prometheus", 13, serde_json::json!({"route": fk("r")})),
+            instance(
+                "prometheus",
+                13,
+                serde_json::json!({"route": fk("r"), "service": fk("s")}),
+            ),
+            instance("zipkin", 100, serde_json::json!({"consumer": fk("c")})),
+            instance("http-log", 12, serde_json::json!({"protocols": ["grpc"]})),
+        ];
+        let names = |route, service| {
+            select(&instances, route, service)
+                .iter()
+                .map(|p| (p.name(), p.priority()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(Some("r"), Some("s")),
+            vec![("opentelemetry", 14), ("prometheus", 13), ("tcp-log", 7)]
+        );
+        assert_eq!(
+            names(None, None),
+            vec![("opentelemetry", 14), ("tcp-log", 7)]
+        );
+        let chosen = select(&instances, Some("r"), Some("s"));
+        let otel_scope = instances
+            .iter()
+            .find(|i| Arc::ptr_eq(&i.plugin, &chosen[0]))
+            .map(|i| i.entity.service.clone());
+        assert_eq!(otel_scope.flatten().map(|f| f.id), Some("s".to_owned()));
+        let prom = instances
+            .iter()
+            .find(|i| Arc::ptr_eq(&i.plugin, &chosen[1]))
+            .unwrap();
+        assert!(prom.entity.route.is_some() && prom.entity.service.is_some());
     }
 
     #[test]
@@ -308,6 +400,8 @@ pub struct Shared {
     pub conf: KongConf,
     /// Counters.
     pub counters: Counters,
+    /// Resolved upstream host names.
+    pub dns: crate::proxy::dns::DnsCache,
     /// Serializes configuration writes (Admin API), never taken on the proxy path.
     pub write_lock: tokio::sync::Mutex<()>,
 }
@@ -319,6 +413,7 @@ impl Shared {
             runtime: ArcSwap::from_pointee(Runtime::build(config, None)),
             conf,
             counters: Counters::default(),
+            dns: crate::proxy::dns::DnsCache::default(),
             write_lock: tokio::sync::Mutex::new(()),
         })
     }

@@ -25,6 +25,9 @@ use serde_json::Value;
 
 use crate::proxy::context::RequestContext;
 
+/// The plugin instances that run for one request, by priority (highest first).
+pub type PluginList = Arc<[Arc<dyn Plugin>]>;
+
 /// A response a plugin produces instead of proxying (Kong's `kong.response.exit`).
 #[derive(Debug, Clone)]
 pub struct Exit {

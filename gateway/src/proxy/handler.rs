@@ -3,17 +3,18 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming};
 
-use super::body::{self, LoggedBody};
+use super::body::{self, LoggedBody, ReadTimeout};
 use super::context::RequestContext;
 use super::headers::{self, Forwarded};
 use super::upstream::{self, Outgoing};
 use crate::error::{self, ErrorKind, GatewayError, Side};
-use crate::plugins::{Exit, Plugin};
+use crate::plugins::{Exit, PluginList};
 use crate::router::{normalize_path, RequestView};
 use crate::state::{Runtime, Shared};
 use crate::KONG_VERSION;
@@ -61,7 +62,7 @@ pub async fn handle(
     }
     let accept = header_str(&parts.headers, ACCEPT);
     let content_type = header_str(&parts.headers, CONTENT_TYPE);
-    let respond_error = |ctx: RequestContext, err: GatewayError, plugins: Vec<Arc<dyn Plugin>>| {
+    let respond_error = |ctx: RequestContext, err: GatewayError, plugins: PluginList| {
         error_response(
             &shared,
             ctx,
@@ -73,7 +74,7 @@ pub async fn handle(
     };
 
     let globals = runtime.global_plugins();
-    for plugin in &globals {
+    for plugin in globals.iter() {
         if let Some(exit) = plugin.rewrite(&mut ctx) {
             return exit_response(&shared, ctx, exit, globals.clone());
         }
@@ -105,11 +106,8 @@ pub async fn handle(
         );
         return respond_error(ctx, err, globals);
     }
-    let plugins = runtime.select(
-        Some(found.route.id.as_str()),
-        found.service.as_ref().map(|s| s.id.as_str()),
-    );
-    for plugin in &plugins {
+    let plugins = runtime.route_plugins(&found.route.id);
+    for plugin in plugins.iter() {
         if let Some(exit) = plugin.access(&mut ctx) {
             return exit_response(&shared, ctx, exit, plugins.clone());
         }
@@ -166,8 +164,20 @@ pub async fn handle(
         path_and_query,
         headers: out_headers,
     };
-    match upstream::send(&runtime, &service, &out, request_body, &mut ctx).await {
-        Ok(response) => proxied(&shared, ctx, response, plugins),
+    match upstream::send(
+        &runtime,
+        &shared.dns,
+        &service,
+        &out,
+        request_body,
+        &mut ctx,
+    )
+    .await
+    {
+        Ok(response) => {
+            let timeout = Duration::from_millis(service.read_timeout);
+            proxied(&shared, ctx, response, timeout, plugins)
+        }
         Err(err) => {
             tracing::debug!(error = %err, "proxy error");
             respond_error(ctx, err, plugins)
@@ -221,7 +231,7 @@ fn upstream_host(
     }
 }
 
-fn finisher(plugins: Arc<[Arc<dyn Plugin>]>) -> body::Finisher {
+fn finisher(plugins: PluginList) -> body::Finisher {
     Box::new(move |mut ctx: RequestContext| {
         ctx.latencies.request = ctx.elapsed_ms();
         if let Some(proxy) = ctx.latencies.proxy {
@@ -240,7 +250,8 @@ fn proxied(
     shared: &Shared,
     mut ctx: RequestContext,
     response: Response<Incoming>,
-    plugins: Vec<Arc<dyn Plugin>>,
+    read_timeout: Duration,
+    plugins: PluginList,
 ) -> GatewayResponse {
     let upstream_latency = ctx.elapsed_ms().saturating_sub(ctx.latencies.kong);
     ctx.latencies.proxy = Some(upstream_latency);
@@ -256,18 +267,13 @@ fn proxied(
         status,
         &ctx.request_id,
     );
-    for plugin in &plugins {
+    for plugin in plugins.iter() {
         plugin.header_filter(&mut ctx, &mut parts.headers);
     }
     ctx.status = status;
     ctx.response_headers = parts.headers.clone();
-    let plugins: Arc<[Arc<dyn Plugin>]> = plugins.into();
-    let body = LoggedBody::new(
-        body::boxed(incoming),
-        ctx,
-        Arc::clone(&plugins),
-        finisher(plugins),
-    );
+    let upstream_body = body::boxed(ReadTimeout::new(body::boxed(incoming), read_timeout));
+    let body = LoggedBody::new(upstream_body, ctx, Arc::clone(&plugins), finisher(plugins));
     Response::from_parts(parts, body)
 }
 
@@ -278,7 +284,7 @@ fn kong_generated(
     extra: Vec<(String, String)>,
     content_type: Option<&str>,
     body_bytes: bytes::Bytes,
-    plugins: Vec<Arc<dyn Plugin>>,
+    plugins: PluginList,
 ) -> GatewayResponse {
     ctx.latencies.kong = ctx.elapsed_ms();
     ctx.source = "kong";
@@ -304,13 +310,12 @@ fn kong_generated(
         ctx.latencies.kong,
         &ctx.request_id,
     );
-    for plugin in &plugins {
+    for plugin in plugins.iter() {
         plugin.header_filter(&mut ctx, headers);
     }
     ctx.status = status;
     ctx.response_headers = headers.clone();
     let (parts, ()) = response.into_parts();
-    let plugins: Arc<[Arc<dyn Plugin>]> = plugins.into();
     let body = LoggedBody::new(
         body::full(body_bytes),
         ctx,
@@ -324,7 +329,7 @@ fn exit_response(
     shared: &Shared,
     ctx: RequestContext,
     exit: Exit,
-    plugins: Vec<Arc<dyn Plugin>>,
+    plugins: PluginList,
 ) -> GatewayResponse {
     kong_generated(
         shared,
@@ -344,7 +349,7 @@ fn error_response(
     err: &GatewayError,
     accept: Option<&str>,
     content_type: Option<&str>,
-    plugins: Vec<Arc<dyn Plugin>>,
+    plugins: PluginList,
 ) -> GatewayResponse {
     let media = error::media_type(
         accept,

@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod context;
+pub mod dns;
 pub mod handler;
 pub mod headers;
 pub mod upstream;

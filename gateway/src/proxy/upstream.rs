@@ -1,6 +1,5 @@
 //! The balancer and the upstream call: peer choice, name resolution, timeouts, retries.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use http::{HeaderMap, Method, Request, Response};
@@ -8,6 +7,7 @@ use hyper::body::Incoming;
 
 use super::body::{self, ProxyBody};
 use super::context::{unix_ms, RequestContext, Try};
+use super::dns::DnsCache;
 use crate::declarative::model::Service;
 use crate::error::{ErrorKind, GatewayError, Side};
 use crate::state::Runtime;
@@ -21,20 +21,6 @@ pub struct Outgoing {
     pub path_and_query: String,
     /// Headers sent upstream.
     pub headers: HeaderMap,
-}
-
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, GatewayError> {
-    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    let fail =
-        |detail: String| GatewayError::new(ErrorKind::NameResolution, Side::Upstream, detail);
-    let mut addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| fail(format!("{host}: {e}")))?;
-    addrs
-        .next()
-        .ok_or_else(|| fail(format!("{host}: no address")))
 }
 
 fn classify(error: &hyper_util::client::legacy::Error) -> GatewayError {
@@ -61,6 +47,7 @@ fn classify(error: &hyper_util::client::legacy::Error) -> GatewayError {
 /// `service.retries` times while the request body has not been streamed.
 pub async fn send(
     runtime: &Runtime,
+    dns: &DnsCache,
     service: &Service,
     out: &Outgoing,
     mut request_body: Option<ProxyBody>,
@@ -95,7 +82,13 @@ pub async fn send(
             },
             None => (service.host.clone(), service.port),
         };
-        let addr = resolve(&host, port).await?;
+        let addr = dns.resolve(&host, port).await.map_err(|e| {
+            GatewayError::new(
+                ErrorKind::NameResolution,
+                Side::Upstream,
+                format!("{host}: {e}"),
+            )
+        })?;
         ctx.tries.push(Try {
             balancer_start,
             ip: addr.ip().to_string(),

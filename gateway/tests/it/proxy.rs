@@ -227,6 +227,22 @@ async fn upstream_failures_map_to_kong_statuses() {
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["message"], "The upstream server is timing out");
 
+    // A body that stops mid-way is cut after read_timeout; the client sees an incomplete body.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let response = client
+        .get(format!("{base}/slow/stall").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = tokio::time::timeout(
+        Duration::from_secs(10),
+        http_body_util::BodyExt::collect(response.into_body()),
+    )
+    .await
+    .expect("the gateway ends the stalled body");
+    assert!(body.is_err());
+
     let r = get(&format!("{base}/nodns"), &[]).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["message"], "name resolution failed");

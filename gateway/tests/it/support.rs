@@ -45,6 +45,9 @@ async fn echo(name: String, req: Request<Incoming>) -> Response<EchoBody> {
     if path.ends_with("/slow") {
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+    if path.ends_with("/stall") {
+        return Response::new(BodyExt::boxed(Stall(false)));
+    }
     if let Some(n) = path
         .rsplit_once("/stream/")
         .and_then(|(_, n)| n.parse::<usize>().ok())
@@ -79,6 +82,25 @@ async fn echo(name: String, req: Request<Incoming>) -> Response<EchoBody> {
         .header("x-powered-by", "Echo")
         .body(BodyExt::boxed(Full::new(Bytes::from(report.to_string()))))
         .unwrap()
+}
+
+/// A body that sends one chunk, then nothing more, ever.
+struct Stall(bool);
+
+impl hyper::body::Body for Stall {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.0 {
+            return std::task::Poll::Pending;
+        }
+        self.0 = true;
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"first")))))
+    }
 }
 
 /// A body of n chunks of 16 KiB, produced one at a time.
