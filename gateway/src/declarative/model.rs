@@ -1,0 +1,159 @@
+//! Typed views of stored entities, as the router and proxy use them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Config, Entity, Kind};
+
+/// A `{"id": …}` reference.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// The referenced entity's id.
+    pub id: String,
+}
+
+/// A service (Kong/kong:kong/db/schema/entities/services.lua).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Service {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: Option<String>,
+    /// `http`, `https`, …
+    pub protocol: String,
+    /// Upstream host name, IP, or the name of an upstream entity.
+    pub host: String,
+    /// Upstream port.
+    pub port: u16,
+    /// Base path.
+    pub path: Option<String>,
+    /// Additional tries after a connection failure.
+    pub retries: u32,
+    /// Connect timeout, ms.
+    pub connect_timeout: u64,
+    /// Write timeout, ms.
+    pub write_timeout: u64,
+    /// Read timeout, ms.
+    pub read_timeout: u64,
+    /// Disabled services take their routes out of the router.
+    pub enabled: bool,
+}
+
+/// A route (Kong/kong:kong/db/schema/entities/routes.lua).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Route {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Protocols the route accepts.
+    pub protocols: Vec<String>,
+    /// Methods.
+    pub methods: Option<Vec<String>>,
+    /// Hosts, with optional wildcard and port.
+    pub hosts: Option<Vec<String>>,
+    /// Prefix or `~` regex paths.
+    pub paths: Option<Vec<String>>,
+    /// Header name → accepted values.
+    pub headers: Option<BTreeMap<String, Vec<String>>>,
+    /// SNIs.
+    pub snis: Option<Vec<String>>,
+    /// Strip the matched path before proxying.
+    pub strip_path: bool,
+    /// Send the client's Host upstream.
+    pub preserve_host: bool,
+    /// Priority among regex routes.
+    pub regex_priority: i64,
+    /// `v0` or `v1` (both behave as v0 under traditional_compatible).
+    pub path_handling: String,
+    /// Status of the answer to a plain-http request on an https-only route.
+    pub https_redirect_status_code: u16,
+    /// The service.
+    pub service: Option<ForeignKey>,
+}
+
+/// A plugin instance.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Plugin {
+    /// Id.
+    pub id: String,
+    /// Plugin name.
+    pub name: String,
+    /// Instance name.
+    pub instance_name: Option<String>,
+    /// Plugin config (plugin schema defaults filled).
+    pub config: Value,
+    /// Whether the plugin runs.
+    pub enabled: bool,
+    /// Protocols the plugin runs for.
+    pub protocols: Vec<String>,
+    /// Route scope.
+    pub route: Option<ForeignKey>,
+    /// Service scope.
+    pub service: Option<ForeignKey>,
+    /// Consumer scope.
+    pub consumer: Option<ForeignKey>,
+}
+
+/// An upstream (load-balancing pool).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Upstream {
+    /// Id.
+    pub id: String,
+    /// Virtual host name services use as `host`.
+    pub name: String,
+    /// Balancing algorithm.
+    pub algorithm: String,
+    /// Host header override.
+    pub host_header: Option<String>,
+}
+
+/// A target of an upstream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Target {
+    /// Id.
+    pub id: String,
+    /// Upstream it belongs to.
+    pub upstream: ForeignKey,
+    /// `host:port`.
+    pub target: String,
+    /// Weight (0 = disabled).
+    pub weight: u32,
+}
+
+fn typed<T: serde::de::DeserializeOwned>(entities: &[Entity]) -> Vec<T> {
+    entities
+        .iter()
+        .filter_map(|e| serde_json::from_value(Value::Object(e.clone())).ok())
+        .collect()
+}
+
+/// Every entity the proxy needs, typed.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    /// Services.
+    pub services: Vec<Service>,
+    /// Routes.
+    pub routes: Vec<Route>,
+    /// Plugins.
+    pub plugins: Vec<Plugin>,
+    /// Upstreams.
+    pub upstreams: Vec<Upstream>,
+    /// Targets.
+    pub targets: Vec<Target>,
+}
+
+impl Model {
+    /// Typed views of `config`'s entities.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            services: typed(config.get(Kind::Services)),
+            routes: typed(config.get(Kind::Routes)),
+            plugins: typed(config.get(Kind::Plugins)),
+            upstreams: typed(config.get(Kind::Upstreams)),
+            targets: typed(config.get(Kind::Targets)),
+        }
+    }
+}

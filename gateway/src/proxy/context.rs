@@ -1,0 +1,136 @@
+//! The per-request context: what the proxy learned about one request, read by plugins.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::declarative::model::{Route, Service};
+
+/// One balancer try (serializer `tries`).
+#[derive(Debug, Clone, Default)]
+pub struct Try {
+    /// Unix ms when the try started.
+    pub balancer_start: u64,
+    /// Peer address.
+    pub ip: String,
+    /// Peer port.
+    pub port: u16,
+    /// ms spent choosing the peer.
+    pub balancer_latency: u64,
+    /// `next` / `failed` for failed tries.
+    pub state: Option<&'static str>,
+    /// Status code of a failed try.
+    pub code: Option<u16>,
+}
+
+/// Latencies in ms (spec §2.6).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latencies {
+    /// Request start → end of the balancer (or → start of a Kong-generated response).
+    pub kong: u64,
+    /// End of balancer → upstream response headers; `None` when not proxied.
+    pub proxy: Option<u64>,
+    /// Upstream headers → last body byte sent.
+    pub receive: u64,
+    /// Total.
+    pub request: u64,
+}
+
+/// Everything known about one request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// 32 lowercase hex request id.
+    pub request_id: String,
+    /// Monotonic start.
+    pub start: Instant,
+    /// Unix ms at start.
+    pub started_at: u64,
+    /// Client address (after real-IP processing).
+    pub client_ip: String,
+    /// Connecting peer.
+    pub peer: SocketAddr,
+    /// Listening port.
+    pub listen_port: u16,
+    /// Request scheme (`http`).
+    pub scheme: &'static str,
+    /// Method.
+    pub method: String,
+    /// Raw request URI including query.
+    pub uri: String,
+    /// Host without port, as sent.
+    pub host: String,
+    /// Request headers as they are sent upstream (after plugins' edits).
+    pub request_headers: http::HeaderMap,
+    /// Matched route.
+    pub route: Option<Arc<Route>>,
+    /// Its service.
+    pub service: Option<Arc<Service>>,
+    /// Regex captures of the route path.
+    pub uri_captures: BTreeMap<String, String>,
+    /// URI sent upstream incl. query.
+    pub upstream_uri: String,
+    /// nginx-style `upstream_status` (`"502, 200"` after retries).
+    pub upstream_status: String,
+    /// Balancer tries.
+    pub tries: Vec<Try>,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Response headers sent to the client.
+    pub response_headers: http::HeaderMap,
+    /// Bytes of the response body sent.
+    pub response_body_bytes: u64,
+    /// Latencies.
+    pub latencies: Latencies,
+    /// `upstream` when proxied, `kong` when Kong answered.
+    pub source: &'static str,
+}
+
+impl RequestContext {
+    /// A fresh context for a request received now.
+    pub fn new(peer: SocketAddr, listen_port: u16) -> Self {
+        Self {
+            request_id: new_request_id(),
+            start: Instant::now(),
+            started_at: unix_ms(),
+            client_ip: peer.ip().to_string(),
+            peer,
+            listen_port,
+            scheme: "http",
+            method: String::new(),
+            uri: String::new(),
+            host: String::new(),
+            request_headers: http::HeaderMap::new(),
+            route: None,
+            service: None,
+            uri_captures: BTreeMap::new(),
+            upstream_uri: String::new(),
+            upstream_status: String::new(),
+            tries: Vec::new(),
+            status: 0,
+            response_headers: http::HeaderMap::new(),
+            response_body_bytes: 0,
+            latencies: Latencies::default(),
+            source: "kong",
+        }
+    }
+
+    /// ms since the request started.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+}
+
+/// 32 lowercase hex characters.
+pub fn new_request_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Unix time in ms.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

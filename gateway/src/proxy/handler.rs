@@ -1,0 +1,379 @@
+//! One proxied request: rewrite → router → access → balancer/upstream → header_filter →
+//! body_filter → log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::{Body, Incoming};
+
+use super::body::{self, LoggedBody, ReadTimeout};
+use super::context::RequestContext;
+use super::headers::{self, Forwarded};
+use super::upstream::{self, Outgoing};
+use crate::error::{self, ErrorKind, GatewayError, Side};
+use crate::plugins::{Exit, PluginList};
+use crate::router::{normalize_path, RequestView};
+use crate::state::{Runtime, Shared};
+use crate::KONG_VERSION;
+
+/// The response type of every listener.
+pub type GatewayResponse = Response<LoggedBody>;
+
+/// Handles one downstream request.
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    listen_port: u16,
+) -> GatewayResponse {
+    shared
+        .counters
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let runtime = shared.runtime.load_full();
+    let mut ctx = RequestContext::new(peer, listen_port);
+    let (parts, incoming) = req.into_parts();
+    ctx.method = parts.method.as_str().to_owned();
+    ctx.uri = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), ToString::to_string);
+    let host_header = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(ToString::to_string));
+    ctx.host = host_header
+        .as_deref()
+        .map(|h| strip_port(h).to_owned())
+        .unwrap_or_default();
+    if headers::is_trusted(&shared.conf, peer.ip()) {
+        if let Some(real) = parts
+            .headers
+            .get(shared.conf.real_ip_header.as_str())
+            .and_then(|v| v.to_str().ok())
+        {
+            ctx.client_ip = real.trim().to_owned();
+        }
+    }
+    let accept = header_str(&parts.headers, ACCEPT);
+    let content_type = header_str(&parts.headers, CONTENT_TYPE);
+    let respond_error = |ctx: RequestContext, err: GatewayError, plugins: PluginList| {
+        error_response(
+            &shared,
+            ctx,
+            &err,
+            accept.as_deref(),
+            content_type.as_deref(),
+            plugins,
+        )
+    };
+
+    let globals = runtime.global_plugins();
+    for plugin in globals.iter() {
+        if let Some(exit) = plugin.rewrite(&mut ctx) {
+            return exit_response(&shared, ctx, exit, globals.clone());
+        }
+    }
+
+    let path = normalize_path(parts.uri.path());
+    let found = runtime.router.find(&RequestView {
+        method: parts.method.as_str(),
+        host: host_header.as_deref(),
+        listen_port,
+        path: &path,
+        headers: &parts.headers,
+        sni: None,
+    });
+    let Some(found) = found else {
+        let err = GatewayError::new(ErrorKind::NoRoute, Side::Downstream, path);
+        return respond_error(ctx, err, globals);
+    };
+    ctx.route = Some(Arc::clone(&found.route));
+    ctx.service = found.service.clone();
+    ctx.uri_captures = found.uri_captures.clone();
+    if !found.route.protocols.iter().any(|p| p == "http") {
+        let status = found.route.https_redirect_status_code;
+        let location = format!("https://{}{}", ctx.host, ctx.uri);
+        let err = GatewayError::new(
+            ErrorKind::HttpsRequired { status, location },
+            Side::Downstream,
+            "",
+        );
+        return respond_error(ctx, err, globals);
+    }
+    let plugins = runtime.route_plugins(&found.route.id);
+    for plugin in plugins.iter() {
+        if let Some(exit) = plugin.access(&mut ctx) {
+            return exit_response(&shared, ctx, exit, plugins.clone());
+        }
+    }
+    let Some(service) = found.service.clone() else {
+        let err = GatewayError::new(ErrorKind::NoService, Side::Internal, "");
+        return respond_error(ctx, err, plugins);
+    };
+
+    let upstream_path = found.upstream_path(&path);
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("{upstream_path}?{q}"),
+        None if parts.uri.to_string().ends_with('?') => format!("{upstream_path}?"),
+        None => upstream_path,
+    };
+    ctx.upstream_uri = path_and_query.clone();
+    let upstream_host = upstream_host(
+        &runtime,
+        &service,
+        found.route.preserve_host,
+        host_header.as_deref(),
+    );
+    let prefix = found
+        .matched_path
+        .as_deref()
+        .filter(|p| found.route.strip_path && *p != "/");
+    let mut out_headers = parts.headers.clone();
+    let http_version = if parts.version == Version::HTTP_2 {
+        "2"
+    } else {
+        "1.1"
+    };
+    headers::upstream_request(
+        &mut out_headers,
+        &Forwarded {
+            peer: peer.ip(),
+            client_ip: &ctx.client_ip,
+            scheme: ctx.scheme,
+            host: &ctx.host,
+            port: listen_port,
+            path: parts.uri.path(),
+            prefix,
+            http_version,
+            upstream_host: &upstream_host,
+            request_id: &ctx.request_id,
+        },
+        &shared.conf,
+        KONG_VERSION,
+    );
+    ctx.request_headers = out_headers.clone();
+    let request_body = (!incoming.is_end_stream()).then(|| body::boxed(incoming));
+    let out = Outgoing {
+        method: parts.method.clone(),
+        path_and_query,
+        headers: out_headers,
+    };
+    match upstream::send(
+        &runtime,
+        &shared.dns,
+        &service,
+        &out,
+        request_body,
+        &mut ctx,
+    )
+    .await
+    {
+        Ok(response) => {
+            let timeout = Duration::from_millis(service.read_timeout);
+            proxied(&shared, ctx, response, timeout, plugins)
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, "proxy error");
+            respond_error(ctx, err, plugins)
+        }
+    }
+}
+
+fn header_str(headers: &http::HeaderMap, name: http::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// The Host header sent upstream (spec §2.2).
+fn upstream_host(
+    runtime: &Runtime,
+    service: &crate::declarative::model::Service,
+    preserve_host: bool,
+    client_host: Option<&str>,
+) -> String {
+    if preserve_host {
+        if let Some(h) = client_host {
+            return h.to_owned();
+        }
+    }
+    if let Some(h) = runtime
+        .balancers
+        .get(&service.host)
+        .and_then(|b| b.host_header.clone())
+    {
+        return h;
+    }
+    let default_port = match service.protocol.as_str() {
+        "https" | "grpcs" | "wss" => 443,
+        _ => 80,
+    };
+    if service.port == default_port {
+        service.host.clone()
+    } else {
+        format!("{}:{}", service.host, service.port)
+    }
+}
+
+fn finisher(plugins: PluginList) -> body::Finisher {
+    Box::new(move |mut ctx: RequestContext| {
+        ctx.latencies.request = ctx.elapsed_ms();
+        if let Some(proxy) = ctx.latencies.proxy {
+            ctx.latencies.receive = ctx
+                .latencies
+                .request
+                .saturating_sub(ctx.latencies.kong + proxy);
+        }
+        for plugin in plugins.iter() {
+            plugin.log(&ctx);
+        }
+    })
+}
+
+fn proxied(
+    shared: &Shared,
+    mut ctx: RequestContext,
+    response: Response<Incoming>,
+    read_timeout: Duration,
+    plugins: PluginList,
+) -> GatewayResponse {
+    let upstream_latency = ctx.elapsed_ms().saturating_sub(ctx.latencies.kong);
+    ctx.latencies.proxy = Some(upstream_latency);
+    ctx.source = "upstream";
+    let (mut parts, incoming) = response.into_parts();
+    let status = parts.status.as_u16();
+    headers::proxied_response(
+        &mut parts.headers,
+        &shared.conf,
+        KONG_VERSION,
+        upstream_latency,
+        ctx.latencies.kong,
+        status,
+        &ctx.request_id,
+    );
+    for plugin in plugins.iter() {
+        plugin.header_filter(&mut ctx, &mut parts.headers);
+    }
+    ctx.status = status;
+    ctx.response_headers = parts.headers.clone();
+    let upstream_body = body::boxed(ReadTimeout::new(body::boxed(incoming), read_timeout));
+    let body = LoggedBody::new(upstream_body, ctx, Arc::clone(&plugins), finisher(plugins));
+    Response::from_parts(parts, body)
+}
+
+fn kong_generated(
+    shared: &Shared,
+    mut ctx: RequestContext,
+    status: u16,
+    extra: Vec<(String, String)>,
+    content_type: Option<&str>,
+    body_bytes: bytes::Bytes,
+    plugins: PluginList,
+) -> GatewayResponse {
+    ctx.latencies.kong = ctx.elapsed_ms();
+    ctx.source = "kong";
+    let mut response = Response::new(());
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(c).ok()) {
+        headers.insert(CONTENT_TYPE, ct);
+    }
+    for (name, value) in extra {
+        if let (Ok(n), Ok(v)) = (
+            http::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    headers::kong_response(
+        headers,
+        &shared.conf,
+        KONG_VERSION,
+        ctx.latencies.kong,
+        &ctx.request_id,
+    );
+    for plugin in plugins.iter() {
+        plugin.header_filter(&mut ctx, headers);
+    }
+    ctx.status = status;
+    ctx.response_headers = headers.clone();
+    let (parts, ()) = response.into_parts();
+    let body = LoggedBody::new(
+        body::full(body_bytes),
+        ctx,
+        Arc::clone(&plugins),
+        finisher(plugins),
+    );
+    Response::from_parts(parts, body)
+}
+
+fn exit_response(
+    shared: &Shared,
+    ctx: RequestContext,
+    exit: Exit,
+    plugins: PluginList,
+) -> GatewayResponse {
+    kong_generated(
+        shared,
+        ctx,
+        exit.status,
+        exit.headers,
+        None,
+        exit.body,
+        plugins,
+    )
+}
+
+/// A Kong error response (status, headers, body by media type).
+fn error_response(
+    shared: &Shared,
+    ctx: RequestContext,
+    err: &GatewayError,
+    accept: Option<&str>,
+    content_type: Option<&str>,
+    plugins: PluginList,
+) -> GatewayResponse {
+    let media = error::media_type(
+        accept,
+        content_type,
+        &shared.conf.error_default_type,
+        err.from_nginx(),
+    );
+    let text = error::body(media, &err.message(), &ctx.request_id);
+    let mut extra = Vec::new();
+    if let ErrorKind::HttpsRequired { status, location } = &err.kind {
+        if *status == 426 {
+            extra.push(("connection".to_owned(), "Upgrade".to_owned()));
+            extra.push(("upgrade".to_owned(), "TLS/1.2, HTTP/1.1".to_owned()));
+        } else {
+            extra.push(("location".to_owned(), location.clone()));
+        }
+    }
+    kong_generated(
+        shared,
+        ctx,
+        err.status(),
+        extra,
+        Some(media.content_type()),
+        text.into(),
+        plugins,
+    )
+}

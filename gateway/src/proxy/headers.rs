@@ -1,0 +1,274 @@
+//! Headers Kong sets upstream (spec §2.3) and on responses (§2.4).
+
+use std::net::IpAddr;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::conf::KongConf;
+
+/// Hop-by-hop headers never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy",
+    "proxy-connection",
+    "proxy-authenticate",
+    "upgrade",
+    "trailer",
+];
+
+/// Removes hop-by-hop headers, including the ones named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for name in named
+        .iter()
+        .map(String::as_str)
+        .chain(HOP_BY_HOP.iter().copied())
+    {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    let te_trailers = headers.get_all(http::header::TE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("trailers"))
+    });
+    headers.remove(http::header::TE);
+    if te_trailers {
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Whether `ip` is in kong.conf `trusted_ips` (addresses or CIDR blocks).
+pub fn is_trusted(conf: &KongConf, ip: IpAddr) -> bool {
+    conf.trusted_ips.iter().any(|entry| in_cidr(entry, ip))
+}
+
+fn in_cidr(entry: &str, ip: IpAddr) -> bool {
+    let (net, bits) = match entry.split_once('/') {
+        Some((n, b)) => (n, b.parse::<u32>().ok()),
+        None => (entry, None),
+    };
+    let Ok(net) = net.parse::<IpAddr>() else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
+}
+
+fn value(s: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(s).ok()
+}
+
+/// What the upstream request headers are computed from.
+#[derive(Debug)]
+pub struct Forwarded<'a> {
+    /// Connecting peer.
+    pub peer: IpAddr,
+    /// Client address after real-IP processing.
+    pub client_ip: &'a str,
+    /// Request scheme.
+    pub scheme: &'a str,
+    /// Host without port, as sent.
+    pub host: &'a str,
+    /// Listening port.
+    pub port: u16,
+    /// Raw request path (no query).
+    pub path: &'a str,
+    /// Stripped prefix, when strip_path removed one other than `/`.
+    pub prefix: Option<&'a str>,
+    /// `1.1` / `2`.
+    pub http_version: &'a str,
+    /// Upstream Host header value.
+    pub upstream_host: &'a str,
+    /// Request id.
+    pub request_id: &'a str,
+}
+
+/// Sets the headers Kong adds upstream on `headers` (the client's headers).
+pub fn upstream_request(
+    headers: &mut HeaderMap,
+    f: &Forwarded<'_>,
+    conf: &KongConf,
+    version: &str,
+) {
+    strip_hop_by_hop(headers);
+    let trusted = is_trusted(conf, f.peer);
+    if let Some(v) = value(f.upstream_host) {
+        headers.insert(http::header::HOST, v);
+    }
+    headers.insert(
+        http::header::CONNECTION,
+        HeaderValue::from_static("keep-alive"),
+    );
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", f.peer),
+        None => f.peer.to_string(),
+    };
+    if let Some(v) = value(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    let mut set_forwarded = |name: &'static str, own: Option<String>| {
+        if trusted && headers.contains_key(name) {
+            return;
+        }
+        match own.and_then(|o| value(&o)) {
+            Some(v) => {
+                headers.insert(name, v);
+            }
+            None => {
+                headers.remove(name);
+            }
+        }
+    };
+    set_forwarded("x-forwarded-proto", Some(f.scheme.to_owned()));
+    set_forwarded("x-forwarded-host", Some(f.host.to_ascii_lowercase()));
+    set_forwarded("x-forwarded-port", Some(f.port.to_string()));
+    set_forwarded("x-forwarded-path", Some(f.path.to_owned()));
+    set_forwarded("x-forwarded-prefix", f.prefix.map(str::to_owned));
+    if let Some(v) = value(f.client_ip) {
+        headers.insert("x-real-ip", v);
+    }
+    let via = format!("{} kong/{version}", f.http_version);
+    let via = match headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {via}"),
+        None => via,
+    };
+    if let Some(v) = value(&via) {
+        headers.insert(http::header::VIA, v);
+    }
+    if conf
+        .headers_upstream
+        .iter()
+        .any(|h| h == "x-kong-request-id")
+    {
+        if let Some(v) = value(f.request_id) {
+            headers.insert("x-kong-request-id", v);
+        }
+    }
+}
+
+/// Adds Kong's headers to a proxied response.
+pub fn proxied_response(
+    headers: &mut HeaderMap,
+    conf: &KongConf,
+    version: &str,
+    upstream_latency: u64,
+    proxy_latency: u64,
+    upstream_status: u16,
+    request_id: &str,
+) {
+    strip_hop_by_hop(headers);
+    if conf.header_enabled("x-kong-upstream-latency") {
+        headers.insert(
+            "x-kong-upstream-latency",
+            HeaderValue::from(upstream_latency),
+        );
+    }
+    if conf.header_enabled("x-kong-proxy-latency") {
+        headers.insert("x-kong-proxy-latency", HeaderValue::from(proxy_latency));
+    }
+    if conf.header_enabled("via") {
+        let via = format!("1.1 kong/{version}");
+        let via = match headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {via}"),
+            None => via,
+        };
+        if let Some(v) = value(&via) {
+            headers.insert(http::header::VIA, v);
+        }
+    }
+    if conf.header_enabled("server") && !headers.contains_key(http::header::SERVER) {
+        if let Some(v) = value(&format!("kong/{version}")) {
+            headers.insert(http::header::SERVER, v);
+        }
+    }
+    if conf.header_enabled("x-kong-upstream-status") {
+        headers.insert("x-kong-upstream-status", HeaderValue::from(upstream_status));
+    }
+    if conf.header_enabled("x-kong-request-id") {
+        if let Some(v) = value(request_id) {
+            headers.insert("x-kong-request-id", v);
+        }
+    }
+}
+
+/// Adds Kong's headers to a response Kong generated itself.
+pub fn kong_response(
+    headers: &mut HeaderMap,
+    conf: &KongConf,
+    version: &str,
+    latency: u64,
+    request_id: &str,
+) {
+    if conf.header_enabled("x-kong-response-latency") {
+        headers.insert("x-kong-response-latency", HeaderValue::from(latency));
+    }
+    if conf.header_enabled("server") {
+        if let Some(v) = value(&format!("kong/{version}")) {
+            headers.insert(http::header::SERVER, v);
+        }
+    }
+    if conf.header_enabled("x-kong-request-id") {
+        if let Some(v) = value(request_id) {
+            headers.insert("x-kong-request-id", v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(in_cidr("10.0.0.0/8", ip("10.1.2.3")));
+        assert!(!in_cidr("10.0.0.0/8", ip("11.1.2.3")));
+        assert!(in_cidr("0.0.0.0/0", ip("1.2.3.4")));
+        assert!(in_cidr("127.0.0.1", ip("127.0.0.1")));
+        assert!(in_cidr("::/0", ip("::1")));
+        assert!(!in_cidr("::/0", ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn hop_by_hop_and_te() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert("te", HeaderValue::from_static("trailers, deflate"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("x-secret").is_none() && h.get("connection").is_none());
+        assert!(h.get("proxy-connection").is_none());
+        assert_eq!(h["te"], "trailers");
+        assert_eq!(h["x-keep"], "1");
+    }
+}

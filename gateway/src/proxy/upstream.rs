@@ -1,0 +1,136 @@
+//! The balancer and the upstream call: peer choice, name resolution, timeouts, retries.
+
+use std::time::Duration;
+
+use http::{HeaderMap, Method, Request, Response};
+use hyper::body::Incoming;
+
+use super::body::{self, ProxyBody};
+use super::context::{unix_ms, RequestContext, Try};
+use super::dns::DnsCache;
+use crate::declarative::model::Service;
+use crate::error::{ErrorKind, GatewayError, Side};
+use crate::state::Runtime;
+
+/// The parts of the upstream request that every try reuses.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Method.
+    pub method: Method,
+    /// Path and query sent upstream.
+    pub path_and_query: String,
+    /// Headers sent upstream.
+    pub headers: HeaderMap,
+}
+
+fn classify(error: &hyper_util::client::legacy::Error) -> GatewayError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    let mut timed_out = false;
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        timed_out |= e.to_string().contains("timed out") || e.to_string().contains("timeout");
+        source = e.source();
+    }
+    let kind = if timed_out {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::BadGateway
+    };
+    let mut e = GatewayError::new(kind, Side::Upstream, format!("{error:?}"));
+    e.retry = error.is_connect() || timed_out;
+    e
+}
+
+/// Sends the request to the service's peer, retrying connection failures and timeouts up to
+/// `service.retries` times while the request body has not been streamed.
+pub async fn send(
+    runtime: &Runtime,
+    dns: &DnsCache,
+    service: &Service,
+    out: &Outgoing,
+    mut request_body: Option<ProxyBody>,
+    ctx: &mut RequestContext,
+) -> Result<Response<Incoming>, GatewayError> {
+    if !matches!(service.protocol.as_str(), "http" | "ws") {
+        return Err(GatewayError::new(
+            ErrorKind::BadGateway,
+            Side::Internal,
+            format!("protocol {} upstreams are not supported", service.protocol),
+        ));
+    }
+    let client = runtime.client(service.connect_timeout);
+    let balancer = runtime.balancers.get(&service.host);
+    let read_timeout = Duration::from_millis(service.read_timeout);
+    let mut statuses: Vec<String> = Vec::new();
+    let has_body = request_body.is_some();
+    let mut last_error = None;
+    for attempt in 0..=service.retries {
+        let balancer_start = unix_ms();
+        let started = std::time::Instant::now();
+        let (host, port) = match balancer {
+            Some(b) => match b.next() {
+                Some(peer) => (peer.host.clone(), peer.port),
+                None => {
+                    return Err(GatewayError::new(
+                        ErrorKind::NoPeer,
+                        Side::Upstream,
+                        "no targets",
+                    ))
+                }
+            },
+            None => (service.host.clone(), service.port),
+        };
+        let addr = dns.resolve(&host, port).await.map_err(|e| {
+            GatewayError::new(
+                ErrorKind::NameResolution,
+                Side::Upstream,
+                format!("{host}: {e}"),
+            )
+        })?;
+        ctx.tries.push(Try {
+            balancer_start,
+            ip: addr.ip().to_string(),
+            port: addr.port(),
+            balancer_latency: started.elapsed().as_millis() as u64,
+            state: None,
+            code: None,
+        });
+        let body = request_body.take().unwrap_or_else(body::empty);
+        let uri = format!("http://{addr}{}", out.path_and_query);
+        let mut builder = Request::builder().method(out.method.clone()).uri(uri);
+        if let Some(h) = builder.headers_mut() {
+            *h = out.headers.clone();
+        }
+        let request = builder
+            .body(body)
+            .map_err(|e| GatewayError::new(ErrorKind::Internal, Side::Internal, e.to_string()))?;
+        ctx.latencies.kong = ctx.elapsed_ms();
+        let result = tokio::time::timeout(read_timeout, client.request(request)).await;
+        let error = match result {
+            Ok(Ok(response)) => {
+                statuses.push(response.status().as_u16().to_string());
+                ctx.upstream_status = statuses.join(", ");
+                return Ok(response);
+            }
+            Ok(Err(e)) => classify(&e),
+            Err(_) => GatewayError::new(ErrorKind::Timeout, Side::Upstream, "read timeout"),
+        };
+        let code = error.status();
+        statuses.push(code.to_string());
+        ctx.upstream_status = statuses.join(", ");
+        let can_retry = error.retry && attempt < service.retries && !has_body;
+        if let Some(t) = ctx.tries.last_mut() {
+            t.state = Some(if can_retry { "next" } else { "failed" });
+            t.code = Some(code);
+        }
+        tracing::debug!(%addr, %error, "upstream try failed");
+        last_error = Some(error);
+        if !can_retry {
+            break;
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| GatewayError::new(ErrorKind::BadGateway, Side::Upstream, "no try made")))
+}

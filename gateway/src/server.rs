@@ -1,0 +1,202 @@
+//! Process startup: kong.conf, the declarative configuration, the three listeners.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::conf::{KongConf, Listen};
+use crate::declarative::{self, Config, LoadError};
+use crate::listener;
+use crate::proxy::handler;
+use crate::state::Shared;
+
+/// Loads kong.conf (`conf`), the environment and the declarative files (`files`, else
+/// `declarative_config` / `declarative_config_string`).
+pub fn load(files: &[String], conf: Option<&str>) -> Result<(KongConf, Config), String> {
+    let kong = KongConf::from_env_and_file(conf).map_err(|e| e.to_string())?;
+    let result = if !files.is_empty() {
+        declarative::load_files(files)
+    } else if let Some(path) = &kong.declarative_config {
+        declarative::load_files(&[path])
+    } else if let Some(text) = &kong.declarative_config_string {
+        declarative::load_str("declarative_config_string", text)
+    } else {
+        Ok(Config::default())
+    };
+    let config = result.map_err(|e| match e {
+        LoadError::Invalid(errors) => {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            lines.join("\n")
+        }
+        other => other.to_string(),
+    })?;
+    Ok((kong, config))
+}
+
+/// A running gateway: its shared state, bound addresses, and the stop switch.
+pub struct Gateway {
+    /// Shared state (configuration, counters).
+    pub shared: Arc<Shared>,
+    /// Bound proxy addresses.
+    pub proxy: Vec<SocketAddr>,
+    /// Bound Admin API addresses.
+    pub admin: Vec<SocketAddr>,
+    /// Bound Status API addresses.
+    pub status: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn bind(listens: &[Listen], what: &str) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for listen in listens {
+        if listen.ssl {
+            tracing::warn!(address = %listen.addr, "{what}: ssl listeners are not supported; skipped");
+            continue;
+        }
+        let socket = TcpListener::bind(listen.addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{what} {}: {e}", listen.addr)))?;
+        out.push(socket);
+    }
+    Ok(out)
+}
+
+impl Gateway {
+    /// Binds every listener and starts serving.
+    pub async fn start(conf: KongConf, config: Config) -> std::io::Result<Self> {
+        let proxy = bind(&conf.proxy_listen, "proxy_listen").await?;
+        let admin = bind(&conf.admin_listen, "admin_listen").await?;
+        let status = bind(&conf.status_listen, "status_listen").await?;
+        let shared = Shared::new(conf, config);
+        let (stop, stop_rx) = watch::channel(false);
+        let addrs = |l: &[TcpListener]| l.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let (proxy_addrs, admin_addrs, status_addrs) =
+            (addrs(&proxy), addrs(&admin), addrs(&status));
+        let mut tasks = Vec::new();
+        for l in proxy {
+            let s = Arc::clone(&shared);
+            let h = {
+                let s = Arc::clone(&shared);
+                move |req, peer, port| handler::handle(Arc::clone(&s), req, peer, port)
+            };
+            tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h)));
+        }
+        for l in admin {
+            let s = Arc::clone(&shared);
+            let h = {
+                let s = Arc::clone(&shared);
+                move |req, _peer, _port| {
+                    let s = Arc::clone(&s);
+                    async move { crate::admin::handle(&s, req).await }
+                }
+            };
+            tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h)));
+        }
+        for l in status {
+            let s = Arc::clone(&shared);
+            let h = {
+                let s = Arc::clone(&shared);
+                move |req, _peer, _port| {
+                    let s = Arc::clone(&s);
+                    async move { crate::status::handle(&s, &req) }
+                }
+            };
+            tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h)));
+        }
+        Ok(Self {
+            shared,
+            proxy: proxy_addrs,
+            admin: admin_addrs,
+            status: status_addrs,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, lets open connections finish, and waits for the listeners.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        for task in self.tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "listener task failed");
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    if let Err(error) = tokio::signal::ctrl_c().await {
+        tracing::warn!(%error, "cannot wait for signals");
+    }
+}
+
+fn init_logging(level: &str) {
+    let level = match level {
+        "debug" => "debug",
+        "info" | "notice" => "info",
+        "warn" => "warn",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    if tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .is_err()
+    {
+        eprintln!("logging was already initialised");
+    }
+}
+
+/// Entry point of the binary: exit 2 on configuration errors before opening any port.
+pub fn main(files: Vec<String>, conf: Option<String>) -> ExitCode {
+    let (kong, config) = match load(&files, conf.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&kong.log_level);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = kong.worker_threads {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let gateway = match Gateway::start(kong, config).await {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(proxy = ?gateway.proxy, admin = ?gateway.admin, status = ?gateway.status, "otelpipe-gateway started");
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        gateway.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}

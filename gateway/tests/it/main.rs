@@ -1,0 +1,7 @@
+//! Integration tests of `otelpipe-gateway`: real sockets on 127.0.0.1, real upstreams.
+
+mod admin;
+mod cli;
+mod proxy;
+mod status;
+mod support;
