@@ -870,6 +870,7 @@ fn host() -> Host {
     Host {
         ready,
         shutdown: CancellationToken::new(),
+        extensions: Default::default(),
     }
 }
 

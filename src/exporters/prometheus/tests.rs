@@ -630,6 +630,7 @@ async fn serves_metrics_and_answers_other_paths_404() {
         .start(&Host {
             ready,
             shutdown: CancellationToken::new(),
+            extensions: Default::default(),
         })
         .await
         .unwrap();
