@@ -7,7 +7,7 @@ mod cli;
 mod collector;
 mod delivery;
 mod pipeline;
-mod prometheus_export;
 mod prometheus;
+mod prometheus_export;
 mod seeds;
 mod spanmetrics;
