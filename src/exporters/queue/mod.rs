@@ -307,20 +307,21 @@ impl<E: Export> QueuedExporter<E> {
         let Some(queue) = self.persistent.get() else {
             return Err(ConsumeError::retryable("exporter is not started"));
         };
-        let payload = persistent::encode(batch);
+        let mut payload = persistent::encode(batch);
         loop {
-            let error = match queue.offer(payload.clone()) {
+            let error = match queue.offer(payload) {
                 Ok(len) => {
                     shared.counters.queue_size.set(len as f64);
                     return Ok(());
                 }
-                Err(OfferError::Full) if self.queue.blocks() => {
+                Err((OfferError::Full, back)) if self.queue.blocks() => {
+                    payload = back;
                     tokio::select! {
                         () = queue.room() => continue,
                         () = shared.stop.cancelled() => OfferError::Full,
                     }
                 }
-                Err(e) => e,
+                Err((e, _)) => e,
             };
             shared.counters.enqueue_failed.increment(items);
             match &error {

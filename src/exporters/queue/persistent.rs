@@ -67,13 +67,17 @@ impl PersistentQueue {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes `payload` to the log and queues it; returns the queue length.
-    pub(super) fn offer(&self, payload: Vec<u8>) -> Result<usize, OfferError> {
+    /// Writes `payload` to the log and queues it; returns the queue length, or the error
+    /// with the payload given back.
+    pub(super) fn offer(&self, payload: Vec<u8>) -> Result<usize, (OfferError, Vec<u8>)> {
         let mut state = self.lock();
         if state.waiting.len() >= self.capacity {
-            return Err(OfferError::Full);
+            return Err((OfferError::Full, payload));
         }
-        let seq = state.client.log.append(&payload)?;
+        let seq = match state.client.log.append(&payload) {
+            Ok(seq) => seq,
+            Err(e) => return Err((e.into(), payload)),
+        };
         state.waiting.push_back((seq, payload));
         let len = state.waiting.len();
         drop(state);

@@ -382,6 +382,34 @@ mod persistent_queue {
         e.shutdown().await.unwrap();
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_blocking_persistent_queue_waits_for_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = storage_host(dir.path());
+        let queue = QueueConfig {
+            blocking: true,
+            ..persistent(1)
+        };
+        let e = Arc::new(exporter(
+            vec![Err(ExportError::retryable("503"))],
+            retry(1, 0),
+            queue,
+        ));
+        e.start(&host).await.unwrap();
+        e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+        drain(&e, 1).await;
+        e.consume(logs(2), &ClientInfo::default()).await.unwrap();
+        // Full: this one waits until the retried first batch is through.
+        let waiting = {
+            let e = e.clone();
+            tokio::spawn(async move { e.consume(logs(3), &ClientInfo::default()).await })
+        };
+        waiting.await.unwrap().unwrap();
+        drain(&e, 4).await;
+        e.shutdown().await.unwrap();
+        assert_eq!(items(&e), [1, 1, 2, 3]);
+    }
+
     #[tokio::test]
     async fn a_missing_storage_extension_fails_the_start() {
         let e = exporter(Vec::new(), retry(1, 0), persistent(2));
