@@ -469,3 +469,56 @@ service:
         "{stderr}"
     );
 }
+
+/// Two exporters in one pipeline, one of them down with a tiny queue: a batch its full
+/// queue refuses is refused for both (all-or-nothing), so the healthy backend receives
+/// exactly the acknowledged items, none of the refused ones.
+#[test]
+fn a_full_queue_refuses_for_every_exporter_of_the_pipeline() {
+    let (grpc, down) = (free_port(), free_port());
+    let healthy = Sink::http();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        &dir,
+        &format!(
+            "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+exporters:
+  otlphttp/healthy:
+    endpoint: http://{}
+  otlphttp/down:
+    endpoint: http://127.0.0.1:{down}
+    retry_on_failure:
+      initial_interval: 1s
+      max_elapsed_time: 0
+    sending_queue:
+      queue_size: 2
+      num_consumers: 1
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp/healthy, otlphttp/down]
+",
+            healthy.addr
+        ),
+    );
+    let collector = Collector::start(&config, &[], grpc);
+    let progress = AtomicUsize::new(0);
+    let sent = send_batches(grpc, 20, 3, &progress);
+    assert!(!sent.unacknowledged.is_empty(), "the small queue fills");
+    assert!(!sent.acknowledged.is_empty());
+    let got = wait_for_ids(&healthy, &sent.acknowledged);
+    let (code, _, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut got = got;
+    got.sort_unstable();
+    let expected: Vec<usize> = sent.acknowledged.into_iter().collect();
+    assert_eq!(got, expected, "the healthy backend got no refused batch");
+}

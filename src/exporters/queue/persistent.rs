@@ -6,6 +6,11 @@
 //! (however it stopped, `kill -9` included) is sent again after a restart: at-least-once,
 //! so a batch in flight at the moment of the crash may arrive twice. Memory holds the
 //! waiting batches' bytes, bounded by `queue_size`.
+//!
+//! The write happens on the calling task, under the queue's mutex (one per exporter and
+//! signal, taken once per batch, never per item): a `write` into the page cache, plus a
+//! device flush with `fsync: true`, which then bounds the throughput of that exporter.
+//! Opening the log at start reads what is pending and may wait `timeout` for the lock.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
