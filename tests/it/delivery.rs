@@ -522,3 +522,69 @@ service:
     let expected: Vec<usize> = sent.acknowledged.into_iter().collect();
     assert_eq!(got, expected, "the healthy backend got no refused batch");
 }
+
+/// A torn tail left in the persistent queue (a write cut short) is detected, counted and
+/// skipped at the next start; everything before it is sent, the process keeps running.
+#[test]
+fn a_torn_persistent_queue_tail_is_counted_and_skipped() {
+    let (grpc, downstream, metrics) = (free_port(), free_port(), free_port());
+    let downstream: SocketAddr = format!("127.0.0.1:{downstream}").parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("queue");
+    let config_text = |metrics: &str| {
+        queue_config(
+            grpc,
+            metrics,
+            downstream,
+            "      storage: file_storage/queue",
+            &format!(
+                "extensions:\n  file_storage/queue:\n    directory: {}\n    create_directory: true\n",
+                storage.display()
+            ),
+        )
+        .replace(
+            "service:\n",
+            "service:\n  extensions: [file_storage/queue]\n",
+        )
+    };
+    let config = write_config(&dir, &config_text("      level: none"));
+    let collector = Collector::start(&config, &[], grpc);
+    let progress = AtomicUsize::new(0);
+    let sent = send_batches(grpc, 30, 4, &progress);
+    assert_eq!(sent.acknowledged.len(), 120);
+    collector.kill9();
+
+    let client = storage.join("exporter_otlphttp__traces");
+    let mut segments: Vec<_> = std::fs::read_dir(&client)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "log") && p.file_name().unwrap() != "acks.log"
+        })
+        .collect();
+    segments.sort();
+    let newest = segments.last().expect("a segment was written");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(newest)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &[200, 0, 0, 0, 1, 2, 3]).unwrap();
+    drop(file);
+
+    let sink = Sink::http_at(downstream);
+    let config = write_config(
+        &dir,
+        &config_text(&format!("      address: 127.0.0.1:{metrics}")),
+    );
+    let collector = Collector::start(&config, &[], grpc);
+    let got = wait_for_ids(&sink, &sent.acknowledged);
+    let seen: BTreeSet<usize> = got.iter().copied().collect();
+    assert!(sent.acknowledged.is_subset(&seen));
+    assert_eq!(
+        own_metric(metrics, "otelpipe_storage_corrupt_records{"),
+        Some(1.0)
+    );
+    let (code, _, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("Torn record header"), "{stderr}");
+}
