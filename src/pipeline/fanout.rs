@@ -47,6 +47,9 @@ impl Fanout {
 #[async_trait]
 impl Consumer for Fanout {
     async fn consume(&self, batch: Batch, client: &ClientInfo) -> Result<(), ConsumeError> {
+        if self.consumers.is_empty() {
+            return Ok(());
+        }
         let mut reserved = Vec::with_capacity(self.consumers.len());
         for consumer in &self.consumers {
             // A refusal here releases the rooms reserved so far (dropped unused).
@@ -76,6 +79,9 @@ impl Consumer for Fanout {
 
     fn try_reserve(&self, batch: &Batch) -> Result<Option<Reservation>, ConsumeError> {
         // Reserving for the whole fan-out needs every consumer to reserve.
+        if self.consumers.is_empty() {
+            return Ok(None);
+        }
         let mut reserved = Vec::with_capacity(self.consumers.len());
         for consumer in &self.consumers {
             match consumer.try_reserve(batch)? {
