@@ -335,28 +335,35 @@ fn a_full_queue_refuses_and_own_metrics_show_it() {
     );
 }
 
-/// A persistent queue under load, `kill -9`, then a restart with the backend up: every
-/// acknowledged item arrives. Sent-but-unacknowledged items (in flight at the kill) may
-/// arrive too; duplicates are possible (at-least-once) and reported.
+/// A persistent queue under load, exporting to a live backend, `kill -9`, then a restart:
+/// every acknowledged item arrives. Sent-but-unacknowledged items (in flight at the kill)
+/// may arrive too; duplicates are possible (at-least-once) and reported.
 #[test]
 fn persistent_queue_survives_kill_9() {
-    persistent_queue_restart(|c| c.kill9());
+    persistent_queue_restart(true, |c| c.kill9());
+}
+
+/// The same with the backend down until after the kill: everything comes from the disk.
+#[test]
+fn persistent_queue_survives_kill_9_with_the_backend_down() {
+    persistent_queue_restart(false, |c| c.kill9());
 }
 
 /// SIGTERM with the backend down: shutdown stops within its deadline, the queue keeps
 /// what it could not send, and the next start sends it.
 #[test]
 fn persistent_queue_keeps_what_sigterm_could_not_send() {
-    persistent_queue_restart(|c| {
+    persistent_queue_restart(false, |c| {
         let (code, _, stderr) = c.terminate();
         assert_eq!(code, Some(0), "{stderr}");
         assert!(stderr.contains("Shutdown complete."), "{stderr}");
     });
 }
 
-fn persistent_queue_restart(stop: impl FnOnce(Collector)) {
+fn persistent_queue_restart(backend_up: bool, stop: impl FnOnce(Collector)) {
     let (grpc, downstream) = (free_port(), free_port());
     let downstream: SocketAddr = format!("127.0.0.1:{downstream}").parse().unwrap();
+    let early = backend_up.then(|| Sink::http_at(downstream));
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("queue");
     let config = write_config(
@@ -399,7 +406,7 @@ fn persistent_queue_restart(stop: impl FnOnce(Collector)) {
         sent.acknowledged.len()
     );
 
-    let sink = Sink::http_at(downstream);
+    let sink = early.unwrap_or_else(|| Sink::http_at(downstream));
     let collector = Collector::start(&config, &[], grpc);
     let got = wait_for_ids(&sink, &sent.acknowledged);
     let (code, _, stderr) = collector.terminate();
