@@ -20,6 +20,35 @@ pub trait Consumer: Send + Sync + 'static {
     /// A [`ConsumeError`] when the data was not accepted; whether a retry may succeed is in
     /// its [`ErrorKind`].
     async fn consume(&self, batch: Batch, client: &ClientInfo) -> Result<(), ConsumeError>;
+
+    /// Reserves room for `batch` ahead of handing it over, so a fan-out can refuse a batch
+    /// before any of its consumers took it (all-or-nothing). `Ok(None)`: this consumer does
+    /// not reserve; call [`Consumer::consume`]. The default never reserves.
+    ///
+    /// # Errors
+    /// The refusal `consume` would return now (e.g. `sending queue is full`).
+    fn try_reserve(&self, batch: &Batch) -> Result<Option<Reservation>, ConsumeError> {
+        let _ = batch;
+        Ok(None)
+    }
+}
+
+/// Room held in a consumer for one batch; dropping it unused gives the room back.
+pub struct Reservation(Box<dyn FnOnce(Batch) -> Result<(), ConsumeError> + Send>);
+
+impl Reservation {
+    /// A reservation that hands the batch over with `commit`.
+    pub fn new(commit: impl FnOnce(Batch) -> Result<(), ConsumeError> + Send + 'static) -> Self {
+        Self(Box::new(commit))
+    }
+
+    /// Hands `batch` over into the reserved room, without waiting.
+    ///
+    /// # Errors
+    /// When the consumer fails to store it after all (a disk write failing).
+    pub fn commit(self, batch: Batch) -> Result<(), ConsumeError> {
+        (self.0)(batch)
+    }
 }
 
 /// A shared consumer, as held by the component feeding it.

@@ -13,7 +13,7 @@ mod value;
 pub use batch::{data_point_count, Batch};
 pub use capture::Capture;
 pub use client::{ClientInfo, Metadata};
-pub use consumer::{BoxConsumer, ConsumeError, Consumer, ErrorKind};
+pub use consumer::{BoxConsumer, ConsumeError, Consumer, ErrorKind, Reservation};
 pub use fanout::Fanout;
 pub use signal::Signal;
 pub use value::as_string;

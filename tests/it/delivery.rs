@@ -335,28 +335,35 @@ fn a_full_queue_refuses_and_own_metrics_show_it() {
     );
 }
 
-/// A persistent queue under load, `kill -9`, then a restart with the backend up: every
-/// acknowledged item arrives. Sent-but-unacknowledged items (in flight at the kill) may
-/// arrive too; duplicates are possible (at-least-once) and reported.
+/// A persistent queue under load, exporting to a live backend, `kill -9`, then a restart:
+/// every acknowledged item arrives. Sent-but-unacknowledged items (in flight at the kill)
+/// may arrive too; duplicates are possible (at-least-once) and reported.
 #[test]
 fn persistent_queue_survives_kill_9() {
-    persistent_queue_restart(|c| c.kill9());
+    persistent_queue_restart(true, |c| c.kill9());
+}
+
+/// The same with the backend down until after the kill: everything comes from the disk.
+#[test]
+fn persistent_queue_survives_kill_9_with_the_backend_down() {
+    persistent_queue_restart(false, |c| c.kill9());
 }
 
 /// SIGTERM with the backend down: shutdown stops within its deadline, the queue keeps
 /// what it could not send, and the next start sends it.
 #[test]
 fn persistent_queue_keeps_what_sigterm_could_not_send() {
-    persistent_queue_restart(|c| {
+    persistent_queue_restart(false, |c| {
         let (code, _, stderr) = c.terminate();
         assert_eq!(code, Some(0), "{stderr}");
         assert!(stderr.contains("Shutdown complete."), "{stderr}");
     });
 }
 
-fn persistent_queue_restart(stop: impl FnOnce(Collector)) {
+fn persistent_queue_restart(backend_up: bool, stop: impl FnOnce(Collector)) {
     let (grpc, downstream) = (free_port(), free_port());
     let downstream: SocketAddr = format!("127.0.0.1:{downstream}").parse().unwrap();
+    let early = backend_up.then(|| Sink::http_at(downstream));
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("queue");
     let config = write_config(
@@ -399,7 +406,7 @@ fn persistent_queue_restart(stop: impl FnOnce(Collector)) {
         sent.acknowledged.len()
     );
 
-    let sink = Sink::http_at(downstream);
+    let sink = early.unwrap_or_else(|| Sink::http_at(downstream));
     let collector = Collector::start(&config, &[], grpc);
     let got = wait_for_ids(&sink, &sent.acknowledged);
     let (code, _, stderr) = collector.terminate();
@@ -468,4 +475,123 @@ service:
         stderr.contains("exporters::otlp::sending_queue::storage: storage extension \"file_storage/idle\" is not enabled"),
         "{stderr}"
     );
+}
+
+/// Two exporters in one pipeline, one of them down with a tiny queue: a batch its full
+/// queue refuses is refused for both (all-or-nothing), so the healthy backend receives
+/// exactly the acknowledged items, none of the refused ones.
+#[test]
+fn a_full_queue_refuses_for_every_exporter_of_the_pipeline() {
+    let (grpc, down) = (free_port(), free_port());
+    let healthy = Sink::http();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        &dir,
+        &format!(
+            "receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+exporters:
+  otlphttp/healthy:
+    endpoint: http://{}
+  otlphttp/down:
+    endpoint: http://127.0.0.1:{down}
+    retry_on_failure:
+      initial_interval: 1s
+      max_elapsed_time: 0
+    sending_queue:
+      queue_size: 2
+      num_consumers: 1
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlphttp/healthy, otlphttp/down]
+",
+            healthy.addr
+        ),
+    );
+    let collector = Collector::start(&config, &[], grpc);
+    let progress = AtomicUsize::new(0);
+    let sent = send_batches(grpc, 20, 3, &progress);
+    assert!(!sent.unacknowledged.is_empty(), "the small queue fills");
+    assert!(!sent.acknowledged.is_empty());
+    let got = wait_for_ids(&healthy, &sent.acknowledged);
+    let (code, _, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut got = got;
+    got.sort_unstable();
+    let expected: Vec<usize> = sent.acknowledged.into_iter().collect();
+    assert_eq!(got, expected, "the healthy backend got no refused batch");
+}
+
+/// A torn tail left in the persistent queue (a write cut short) is detected, counted and
+/// skipped at the next start; everything before it is sent, the process keeps running.
+#[test]
+fn a_torn_persistent_queue_tail_is_counted_and_skipped() {
+    let (grpc, downstream, metrics) = (free_port(), free_port(), free_port());
+    let downstream: SocketAddr = format!("127.0.0.1:{downstream}").parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("queue");
+    let config_text = |metrics: &str| {
+        queue_config(
+            grpc,
+            metrics,
+            downstream,
+            "      storage: file_storage/queue",
+            &format!(
+                "extensions:\n  file_storage/queue:\n    directory: {}\n    create_directory: true\n",
+                storage.display()
+            ),
+        )
+        .replace(
+            "service:\n",
+            "service:\n  extensions: [file_storage/queue]\n",
+        )
+    };
+    let config = write_config(&dir, &config_text("      level: none"));
+    let collector = Collector::start(&config, &[], grpc);
+    let progress = AtomicUsize::new(0);
+    let sent = send_batches(grpc, 30, 4, &progress);
+    assert_eq!(sent.acknowledged.len(), 120);
+    collector.kill9();
+
+    let client = storage.join("exporter_otlphttp__traces");
+    let mut segments: Vec<_> = std::fs::read_dir(&client)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "log") && p.file_name().unwrap() != "acks.log"
+        })
+        .collect();
+    segments.sort();
+    let newest = segments.last().expect("a segment was written");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(newest)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &[200, 0, 0, 0, 1, 2, 3]).unwrap();
+    drop(file);
+
+    let sink = Sink::http_at(downstream);
+    let config = write_config(
+        &dir,
+        &config_text(&format!("      address: 127.0.0.1:{metrics}")),
+    );
+    let collector = Collector::start(&config, &[], grpc);
+    let got = wait_for_ids(&sink, &sent.acknowledged);
+    let seen: BTreeSet<usize> = got.iter().copied().collect();
+    assert!(sent.acknowledged.is_subset(&seen));
+    assert_eq!(
+        own_metric(metrics, "otelpipe_storage_corrupt_records{"),
+        Some(1.0)
+    );
+    let (code, _, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("Torn record header"), "{stderr}");
 }

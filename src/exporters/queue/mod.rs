@@ -32,7 +32,7 @@ pub use config::{QueueConfig, RetryConfig};
 use crate::component::{Component, ComponentError, Host};
 use crate::config::ComponentId;
 use crate::extensions::storage::client_name;
-use crate::pipeline::{Batch, ClientInfo, ConsumeError, Consumer, Signal};
+use crate::pipeline::{Batch, ClientInfo, ConsumeError, Consumer, Reservation, Signal};
 use crate::telemetry::names;
 use persistent::{OfferError, PersistentQueue};
 
@@ -259,6 +259,27 @@ impl<E: Export> Shared<E> {
         (error, Undelivered::Dropped)
     }
 
+    /// Counts and logs a refusal by a full in-memory queue.
+    fn refuse_full(&self, items: u64, reason: &str) -> ConsumeError {
+        self.counters.enqueue_failed.increment(items);
+        tracing::warn!(exporter = %self.name, dropped_items = items, "Dropping data because sending_queue is full. Try increasing queue_size.");
+        ConsumeError::retryable(reason)
+    }
+
+    /// Counts and logs a refusal by the persistent queue.
+    fn refuse_persistent(&self, error: &OfferError, items: u64) -> ConsumeError {
+        self.counters.enqueue_failed.increment(items);
+        match error {
+            OfferError::Full => {
+                tracing::warn!(exporter = %self.name, dropped_items = items, "Dropping data because sending_queue is full. Try increasing queue_size.")
+            }
+            OfferError::Log(e) => {
+                tracing::error!(exporter = %self.name, error = %e, dropped_items = items, "Cannot write to the persistent queue.")
+            }
+        }
+        ConsumeError::retryable(error.to_string())
+    }
+
     fn interrupted(&self, error: ExportError, items: u64) -> (ExportError, Undelivered) {
         if !self.keep_interrupted {
             return self.drop_batch(error, items, "interrupted due to shutdown");
@@ -307,31 +328,23 @@ impl<E: Export> QueuedExporter<E> {
         let Some(queue) = self.persistent.get() else {
             return Err(ConsumeError::retryable("exporter is not started"));
         };
-        let payload = persistent::encode(batch);
+        let mut payload = persistent::encode(batch);
         loop {
-            let error = match queue.offer(payload.clone()) {
+            let error = match queue.offer(payload) {
                 Ok(len) => {
                     shared.counters.queue_size.set(len as f64);
                     return Ok(());
                 }
-                Err(OfferError::Full) if self.queue.blocks() => {
+                Err((OfferError::Full, back)) if self.queue.blocks() => {
+                    payload = back;
                     tokio::select! {
                         () = queue.room() => continue,
                         () = shared.stop.cancelled() => OfferError::Full,
                     }
                 }
-                Err(e) => e,
+                Err((e, _)) => e,
             };
-            shared.counters.enqueue_failed.increment(items);
-            match &error {
-                OfferError::Full => {
-                    tracing::warn!(exporter = %shared.name, dropped_items = items, "Dropping data because sending_queue is full. Try increasing queue_size.")
-                }
-                OfferError::Log(e) => {
-                    tracing::error!(exporter = %shared.name, error = %e, dropped_items = items, "Cannot write to the persistent queue.")
-                }
-            }
-            return Err(ConsumeError::retryable(error.to_string()));
+            return Err(shared.refuse_persistent(&error, items));
         }
     }
 
@@ -420,10 +433,46 @@ impl<E: Export> Consumer for QueuedExporter<E> {
                 shared.counters.queue_size.set(n as f64);
                 Ok(())
             }
-            Err(reason) => {
-                shared.counters.enqueue_failed.increment(items);
-                tracing::warn!(exporter = %shared.name, dropped_items = items, "Dropping data because sending_queue is full. Try increasing queue_size.");
-                Err(ConsumeError::retryable(reason))
+            Err(reason) => Err(shared.refuse_full(items, reason)),
+        }
+    }
+
+    fn try_reserve(&self, batch: &Batch) -> Result<Option<Reservation>, ConsumeError> {
+        // Blocking queues wait in `consume`; without a queue the export runs there.
+        if !self.queue.enabled || self.queue.blocks() {
+            return Ok(None);
+        }
+        let items = batch.item_count() as u64;
+        let shared = self.shared.clone();
+        if self.queue.storage.is_some() {
+            let Some(queue) = self.persistent.get() else {
+                return Err(ConsumeError::retryable("exporter is not started"));
+            };
+            let Some(slot) = queue.try_reserve() else {
+                return Err(shared.refuse_persistent(&OfferError::Full, items));
+            };
+            return Ok(Some(Reservation::new(move |batch| {
+                match slot.commit(persistent::encode(&batch)) {
+                    Ok(len) => {
+                        shared.counters.queue_size.set(len as f64);
+                        Ok(())
+                    }
+                    Err(e) => Err(shared.refuse_persistent(&e, items)),
+                }
+            })));
+        }
+        match self.tx.clone().try_reserve_owned() {
+            Ok(permit) => Ok(Some(Reservation::new(move |batch| {
+                let _sender = permit.send(batch);
+                let n = shared.queued.fetch_add(1, Ordering::Relaxed) + 1;
+                shared.counters.queue_size.set(n as f64);
+                Ok(())
+            }))),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(shared.refuse_full(items, "sending queue is full"))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(ConsumeError::retryable("exporter is shutting down"))
             }
         }
     }

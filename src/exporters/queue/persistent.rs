@@ -6,9 +6,14 @@
 //! (however it stopped, `kill -9` included) is sent again after a restart: at-least-once,
 //! so a batch in flight at the moment of the crash may arrive twice. Memory holds the
 //! waiting batches' bytes, bounded by `queue_size`.
+//!
+//! The write happens on the calling task, under the queue's mutex (one per exporter and
+//! signal, taken once per batch, never per item): a `write` into the page cache, plus a
+//! device flush with `fsync: true`, which then bounds the throughput of that exporter.
+//! Opening the log at start reads what is pending and may wait `timeout` for the lock.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -34,6 +39,8 @@ pub(super) enum OfferError {
 struct State {
     client: Client,
     waiting: VecDeque<(u64, Vec<u8>)>,
+    /// Rooms held by [`Slot`]s not yet committed.
+    reserved: usize,
 }
 
 /// A bounded FIFO of encoded batches backed by a storage log.
@@ -52,7 +59,11 @@ impl PersistentQueue {
     pub(super) fn new(mut client: Client, capacity: usize) -> Self {
         let waiting = std::mem::take(&mut client.recovered.pending).into();
         Self {
-            state: Mutex::new(State { client, waiting }),
+            state: Mutex::new(State {
+                client,
+                waiting,
+                reserved: 0,
+            }),
             capacity,
             offered: Notify::new(),
             space: Notify::new(),
@@ -67,18 +78,40 @@ impl PersistentQueue {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes `payload` to the log and queues it; returns the queue length.
-    pub(super) fn offer(&self, payload: Vec<u8>) -> Result<usize, OfferError> {
-        let mut state = self.lock();
-        if state.waiting.len() >= self.capacity {
-            return Err(OfferError::Full);
+    /// Writes `payload` to the log and queues it; returns the queue length, or the error
+    /// with the payload given back.
+    pub(super) fn offer(&self, payload: Vec<u8>) -> Result<usize, (OfferError, Vec<u8>)> {
+        let state = self.lock();
+        if state.waiting.len() + state.reserved >= self.capacity {
+            return Err((OfferError::Full, payload));
         }
-        let seq = state.client.log.append(&payload)?;
+        self.append(state, payload)
+    }
+
+    fn append(
+        &self,
+        mut state: std::sync::MutexGuard<'_, State>,
+        payload: Vec<u8>,
+    ) -> Result<usize, (OfferError, Vec<u8>)> {
+        let seq = match state.client.log.append(&payload) {
+            Ok(seq) => seq,
+            Err(e) => return Err((e.into(), payload)),
+        };
         state.waiting.push_back((seq, payload));
         let len = state.waiting.len();
         drop(state);
         self.offered.notify_one();
         Ok(len)
+    }
+
+    /// Holds room for one batch, if there is some.
+    pub(super) fn try_reserve(self: &Arc<Self>) -> Option<Slot> {
+        let mut state = self.lock();
+        if state.waiting.len() + state.reserved >= self.capacity {
+            return None;
+        }
+        state.reserved += 1;
+        Some(Slot(Some(self.clone())))
     }
 
     /// Waits until there is room (blocking offers).
@@ -87,7 +120,11 @@ impl PersistentQueue {
             let notified = self.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.len() < self.capacity {
+            let used = {
+                let state = self.lock();
+                state.waiting.len() + state.reserved
+            };
+            if used < self.capacity {
                 return;
             }
             notified.await;
@@ -122,6 +159,28 @@ impl PersistentQueue {
     pub(super) fn ack(&self, seq: u64, exporter: &str) {
         if let Err(e) = self.lock().client.log.ack(seq) {
             tracing::error!(exporter, error = %e, "Cannot record a sent batch in the persistent queue; it may be sent again after a restart.");
+        }
+    }
+}
+
+/// Room held in a [`PersistentQueue`]; given back when dropped uncommitted.
+pub(super) struct Slot(Option<Arc<PersistentQueue>>);
+
+impl Slot {
+    /// Writes `payload` into the held room; returns the queue length.
+    pub(super) fn commit(mut self, payload: Vec<u8>) -> Result<usize, OfferError> {
+        let queue = self.0.take().expect("a slot is committed once");
+        let mut state = queue.lock();
+        state.reserved -= 1;
+        queue.append(state, payload).map_err(|(e, _)| e)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(queue) = self.0.take() {
+            queue.lock().reserved -= 1;
+            queue.space.notify_waiters();
         }
     }
 }

@@ -223,6 +223,54 @@ async fn shutdown_gives_queued_batches_one_attempt() {
     assert_eq!(e.exporter().attempts.lock().unwrap().len(), 3);
 }
 
+/// A fan-out over two queues refuses a batch before either took it when one is full, so
+/// the client's retry duplicates nothing in the other.
+#[tokio::test(start_paused = true)]
+async fn fan_out_is_all_or_nothing_over_queues() {
+    use crate::pipeline::Fanout;
+    let small = QueueConfig {
+        queue_size: 1,
+        ..QueueConfig::default()
+    };
+    let roomy = QueueConfig {
+        queue_size: 10,
+        ..QueueConfig::default()
+    };
+    // Not started: nothing drains, so the queues' contents are what they accepted.
+    let a = Arc::new(exporter(Vec::new(), retry(1, 300), roomy));
+    let b = Arc::new(exporter(Vec::new(), retry(1, 300), small));
+    let fanout = Fanout::new(vec![a.clone(), b.clone()]);
+    fanout
+        .consume(logs(1), &ClientInfo::default())
+        .await
+        .unwrap();
+    let err = fanout
+        .consume(logs(2), &ClientInfo::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.message, "sending queue is full");
+    assert!(err.is_retryable());
+    // Nested fan-outs (a receiver feeding two exporter-only pipelines) reserve too.
+    let outer = Fanout::new(vec![Arc::new(Fanout::new(vec![a.clone(), b.clone()]))]);
+    assert!(outer
+        .consume(logs(3), &ClientInfo::default())
+        .await
+        .is_err());
+
+    a.start(&host()).await.unwrap();
+    b.start(&host()).await.unwrap();
+    drain(&a, 1).await;
+    drain(&b, 1).await;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    assert_eq!(
+        a.exporter().attempts.lock().unwrap().len(),
+        1,
+        "the refused batches never reached the queue with room"
+    );
+    assert_eq!(b.exporter().attempts.lock().unwrap().len(), 1);
+}
+
 #[test]
 fn config_validation_messages() {
     let r = RetryConfig {
@@ -380,6 +428,52 @@ mod persistent_queue {
         assert!(err.is_retryable());
         assert_eq!(err.message, "sending queue is full");
         e.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocking_persistent_queue_waits_for_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = storage_host(dir.path());
+        let queue = QueueConfig {
+            blocking: true,
+            ..persistent(1)
+        };
+        let e = Arc::new(exporter(
+            vec![Err(ExportError::retryable("503"))],
+            retry(1, 0),
+            queue,
+        ));
+        e.start(&host).await.unwrap();
+        e.consume(logs(1), &ClientInfo::default()).await.unwrap();
+        drain(&e, 1).await;
+        e.consume(logs(2), &ClientInfo::default()).await.unwrap();
+        // Full: this one waits until the retried first batch is through.
+        let waiting = {
+            let e = e.clone();
+            tokio::spawn(async move { e.consume(logs(3), &ClientInfo::default()).await })
+        };
+        waiting.await.unwrap().unwrap();
+        drain(&e, 4).await;
+        e.shutdown().await.unwrap();
+        assert_eq!(items(&e), [1, 1, 2, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reservations_hold_room_until_committed_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = storage_host(dir.path());
+        let e = exporter(down(), retry(1, 0), persistent(1));
+        e.start(&host).await.unwrap();
+        let held = e.try_reserve(&logs(1)).unwrap().expect("room");
+        let err = e.try_reserve(&logs(1)).err().unwrap();
+        assert_eq!(err.message, "sending queue is full");
+        assert!(e.consume(logs(1), &ClientInfo::default()).await.is_err());
+        drop(held);
+        let held = e.try_reserve(&logs(5)).unwrap().expect("room again");
+        held.commit(logs(5)).unwrap();
+        drain(&e, 1).await;
+        e.shutdown().await.unwrap();
+        assert_eq!(items(&e)[0], 5);
     }
 
     #[tokio::test]

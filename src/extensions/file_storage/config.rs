@@ -101,20 +101,20 @@ impl Config {
             })
     }
 
-    /// otelcol's rules: the directories must exist and be directories unless created.
+    /// otelcol's rules: the directories (the compaction one only when compaction is on)
+    /// must exist and be directories unless created; rebound compaction needs a positive
+    /// `check_interval`.
     ///
     /// # Errors
     /// The first rule broken, at its key.
     pub fn validate(&self) -> Result<(), FieldError> {
         self.mode()?;
-        if self.create_directory {
-            return Ok(());
-        }
+        let compacting = self.compaction.on_start || self.compaction.on_rebound;
         let dirs = [
             (vec!["directory"], Some(&self.directory)),
             (
                 vec!["compaction", "directory"],
-                self.compaction.directory.as_ref(),
+                self.compaction.directory.as_ref().filter(|_| compacting),
             ),
         ];
         for (path, dir) in dirs {
@@ -127,13 +127,23 @@ impl Config {
                         format!("{} is not a directory", dir.display()),
                     ))
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.create_directory => {}
                 Err(e) => {
                     return Err(FieldError::at(
                         &path,
-                        format!("directory must exist: {}: {e}", dir.display()),
+                        format!(
+                            "directory must exist: {}: {e}. You can enable the create_directory option to automatically create it",
+                            dir.display()
+                        ),
                     ))
                 }
             }
+        }
+        if self.compaction.on_rebound && self.compaction.check_interval.is_zero() {
+            return Err(FieldError::at(
+                &["compaction", "check_interval"],
+                "compaction check interval must be positive when rebound compaction is set",
+            ));
         }
         Ok(())
     }

@@ -37,6 +37,19 @@ fn the_directory_must_exist_unless_created() {
     ))
     .unwrap_err();
     assert_eq!(err.path, ["compaction", "directory"]);
+    // The compaction directory matters only when compaction is on.
+    config(&format!(
+        "directory: {}\ncompaction:\n  directory: {}",
+        dir.path().display(),
+        missing.display()
+    ))
+    .unwrap();
+    let err = config(&format!(
+        "directory: {}\ncompaction:\n  on_rebound: true\n  check_interval: 0s",
+        dir.path().display()
+    ))
+    .unwrap_err();
+    assert_eq!(err.path, ["compaction", "check_interval"]);
     let err = config(&format!(
         "directory: {}\ndirectory_permissions: rwx",
         dir.path().display()

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! A background task reads the resident set size (`/proc/self/statm`) every
-//! `check_interval` and sets one flag; `consume` only loads that flag, so there is no
+//! `check_interval` and sets one flag (one task per processor id, shared by the pipelines
+//! that list it, as otelcol shares one limiter); `consume` only loads that flag, so there is no
 //! per-item work. At or above the soft limit (`limit − spike`) every call is refused with
 //! the retryable error `data refused due to high memory usage` (receivers answer gRPC
 //! `UNAVAILABLE`, HTTP 503 with `Retry-After`), counted in `otelcol_processor_refused_*`;
@@ -31,12 +32,11 @@ mod tests;
 pub mod usage;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use config::{Config, Limits};
 
@@ -83,15 +83,44 @@ impl ProcessorFactory for Factory {
         let limits = config.limits(usage::total_memory).map_err(|e| {
             ComponentError::Other(format!("cannot read the total memory available: {e}"))
         })?;
-        let monitor = Monitor::new(limits, Box::new(|| usage::rss(usage::page_size())));
+        let monitor = shared_monitor(&settings.id.to_string(), limits, config.check_interval);
         Ok(Arc::new(MemoryLimiter::new(
-            Arc::new(monitor),
+            monitor,
             config.check_interval,
             &settings.id.to_string(),
             settings.signal,
             next,
         )))
     }
+}
+
+/// The monitor of processor `id`, shared by every pipeline that lists it (otelcol shares
+/// one limiter per id): one ticker and one set of log lines, whatever the pipeline count.
+fn shared_monitor(id: &str, limits: Limits, check_interval: Duration) -> Arc<Monitor> {
+    type Entry = (String, Limits, Duration, Weak<Monitor>);
+    static MONITORS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    let mut monitors = MONITORS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    monitors.retain(|(_, _, _, m)| m.strong_count() > 0);
+    let found = monitors
+        .iter()
+        .find(|(i, l, c, _)| i == id && *l == limits && *c == check_interval)
+        .and_then(|(_, _, _, m)| m.upgrade());
+    if let Some(monitor) = found {
+        return monitor;
+    }
+    let monitor = Arc::new(Monitor::new(
+        limits,
+        Box::new(|| usage::rss(usage::page_size())),
+    ));
+    monitors.push((
+        id.to_owned(),
+        limits,
+        check_interval,
+        Arc::downgrade(&monitor),
+    ));
+    monitor
 }
 
 /// Reads the current memory use in bytes.
@@ -103,6 +132,14 @@ pub struct Monitor {
     probe: Probe,
     refusing: AtomicBool,
     last: AtomicU64,
+    ticker: Mutex<Ticker>,
+}
+
+/// The background measurement, shared by the limiters using one monitor.
+#[derive(Default)]
+struct Ticker {
+    users: usize,
+    stop: Option<CancellationToken>,
 }
 
 impl Monitor {
@@ -113,6 +150,51 @@ impl Monitor {
             probe,
             refusing: AtomicBool::new(false),
             last: AtomicU64::new(0),
+            ticker: Mutex::new(Ticker::default()),
+        }
+    }
+
+    /// Adds a user; the first one measures at once and starts checking every `period`.
+    pub fn start(self: &Arc<Self>, period: Duration) {
+        let mut ticker = self
+            .ticker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ticker.users += 1;
+        if ticker.users > 1 {
+            return;
+        }
+        self.check();
+        let stop = CancellationToken::new();
+        ticker.stop = Some(stop.clone());
+        let monitor = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval.tick().await;
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => match monitor.upgrade() {
+                        Some(m) => m.check(),
+                        None => break,
+                    },
+                    () = stop.cancelled() => break,
+                }
+            }
+        });
+    }
+
+    /// Removes a user; the last one stops the checks.
+    pub fn stop(&self) {
+        let mut ticker = self
+            .ticker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ticker.users = ticker.users.saturating_sub(1);
+        if ticker.users == 0 {
+            if let Some(stop) = ticker.stop.take() {
+                stop.cancel();
+            }
         }
     }
 
@@ -169,8 +251,6 @@ pub struct MemoryLimiter {
     incoming: metrics::Counter,
     outgoing: metrics::Counter,
     retry_after: Duration,
-    stop: CancellationToken,
-    tasks: TaskTracker,
 }
 
 impl MemoryLimiter {
@@ -204,8 +284,6 @@ impl MemoryLimiter {
             outgoing: metrics::counter!(names::PROCESSOR_OUTGOING_ITEMS, &flow),
             // Clients should come back after the next measurement, at least a second later.
             retry_after: check_interval.max(Duration::from_secs(1)),
-            stop: CancellationToken::new(),
-            tasks: TaskTracker::new(),
         }
     }
 }
@@ -228,29 +306,13 @@ impl Consumer for MemoryLimiter {
 #[async_trait]
 impl Component for MemoryLimiter {
     async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
-        // Measure before the first datum arrives, then on every tick.
-        self.monitor.check();
-        let monitor = self.monitor.clone();
-        let stop = self.stop.clone();
-        let period = self.check_interval;
-        self.tasks.spawn(async move {
-            let mut ticker = tokio::time::interval(period);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticker.tick().await;
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => monitor.check(),
-                    () = stop.cancelled() => break,
-                }
-            }
-        });
+        // Measures before the first datum arrives, then on every tick.
+        self.monitor.start(self.check_interval);
         Ok(())
     }
 
     async fn shutdown(&self) -> Result<(), ComponentError> {
-        self.stop.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.monitor.stop();
         Ok(())
     }
 }

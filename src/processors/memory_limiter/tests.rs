@@ -177,3 +177,53 @@ fn a_failed_probe_keeps_the_previous_state() {
     monitor.check();
     assert!(!monitor.refusing());
 }
+
+#[test]
+fn one_monitor_per_id_and_limits() {
+    let limits = Limits {
+        hard: 100 * MIB,
+        soft: 80 * MIB,
+    };
+    let second = Duration::from_secs(1);
+    let a = shared_monitor("memory_limiter/shared-test", limits, second);
+    let b = shared_monitor("memory_limiter/shared-test", limits, second);
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "pipelines listing one id share its monitor"
+    );
+    let other = shared_monitor("memory_limiter/other-test", limits, second);
+    assert!(!Arc::ptr_eq(&a, &other));
+    let tighter = Limits {
+        hard: 10 * MIB,
+        soft: 8 * MIB,
+    };
+    let c = shared_monitor("memory_limiter/shared-test", tighter, second);
+    assert!(
+        !Arc::ptr_eq(&a, &c),
+        "a different config is a different limiter"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_user_stops_the_ticker() {
+    let usage = Arc::new(AtomicU64::new(10 * MIB));
+    let limits = Limits {
+        hard: 100 * MIB,
+        soft: 80 * MIB,
+    };
+    let probe = usage.clone();
+    let monitor = Arc::new(Monitor::new(
+        limits,
+        Box::new(move || Ok(probe.load(Ordering::Relaxed))),
+    ));
+    monitor.start(Duration::from_secs(1));
+    monitor.start(Duration::from_secs(1));
+    monitor.stop();
+    usage.store(90 * MIB, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(monitor.refusing(), "one user left: still checking");
+    monitor.stop();
+    usage.store(10 * MIB, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(monitor.refusing(), "no user left: no more checks");
+}
