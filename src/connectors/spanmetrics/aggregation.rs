@@ -245,17 +245,15 @@ impl Aggregator {
                         push_exemplar(&mut series.exemplars, span, duration);
                     }
                     if settings.events && !span.events.is_empty() {
-                        aggregate_events(
-                            &mut self.key,
-                            &mut self.evicted,
-                            state,
-                            &settings,
+                        let seen = Seen {
+                            settings: &settings,
                             service,
                             span,
                             resource_attrs,
                             duration,
                             now,
-                        );
+                        };
+                        aggregate_events(&mut self.key, &mut self.evicted, state, &seen);
                     }
                 }
             }
@@ -574,18 +572,31 @@ fn build_attributes(
     out
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One span as the events metric needs it.
+struct Seen<'a> {
+    settings: &'a Settings,
+    service: &'a str,
+    span: &'a Span,
+    resource_attrs: &'a [KeyValue],
+    duration: f64,
+    now: u64,
+}
+
+/// Counts the span's events, per event series.
 fn aggregate_events(
     key: &mut String,
     evicted: &mut u64,
     state: &mut ResourceState,
-    settings: &Settings,
-    service: &str,
-    span: &Span,
-    resource_attrs: &[KeyValue],
-    duration: f64,
-    now: u64,
+    seen: &Seen<'_>,
 ) {
+    let Seen {
+        settings,
+        service,
+        span,
+        resource_attrs,
+        duration,
+        now,
+    } = *seen;
     for event in &span.events {
         let event_attrs = Some(event.attributes.as_slice());
         build_key(key, settings, service, span, resource_attrs, event_attrs);
