@@ -6,7 +6,10 @@ use crate::component::{
 };
 
 /// Every receiver type.
-pub static RECEIVERS: &[&dyn ReceiverFactory] = &[&crate::receivers::otlp::FACTORY];
+pub static RECEIVERS: &[&dyn ReceiverFactory] = &[
+    &crate::receivers::otlp::FACTORY,
+    &crate::receivers::tcplog::FACTORY,
+];
 
 /// Every processor type.
 pub static PROCESSORS: &[&dyn ProcessorFactory] = &[

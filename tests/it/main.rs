@@ -7,3 +7,4 @@ mod cli;
 mod collector;
 mod pipeline;
 mod seeds;
+mod tcplog;

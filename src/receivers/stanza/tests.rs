@@ -1,0 +1,1 @@
+//! Operator chain tests.
