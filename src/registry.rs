@@ -9,6 +9,7 @@ use crate::component::{
 pub static RECEIVERS: &[&dyn ReceiverFactory] = &[
     &crate::receivers::otlp::FACTORY,
     &crate::receivers::tcplog::FACTORY,
+    &crate::receivers::udplog::FACTORY,
 ];
 
 /// Every processor type.

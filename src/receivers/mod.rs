@@ -4,3 +4,4 @@ pub mod otlp;
 pub mod stanza;
 pub mod status;
 pub mod tcplog;
+pub mod udplog;

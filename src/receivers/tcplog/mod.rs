@@ -34,6 +34,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub(crate) use config::listen_host;
 pub use config::{
     Config, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LOG_SIZE, MAX_MAX_LOG_SIZE, MIN_MAX_LOG_SIZE,
 };
