@@ -136,12 +136,23 @@ service:
         .iter()
         .all(|r| r.path == "/api/v2/otlp/v1/logs"));
 
-    let own = std::process::Command::new("curl")
-        .args(["-s", "--max-time", "10"])
-        .arg(format!("http://127.0.0.1:{metrics}/metrics"))
-        .output()
-        .unwrap();
-    let own = String::from_utf8_lossy(&own.stdout);
+    // The counter is incremented once the pipeline took the batch; poll until it shows.
+    let mut own = String::new();
+    for _ in 0..250 {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "10"])
+            .arg(format!("http://127.0.0.1:{metrics}/metrics"))
+            .output()
+            .unwrap();
+        own = String::from_utf8_lossy(&out.stdout).into_owned();
+        if own
+            .lines()
+            .any(|l| l.starts_with("otelcol_receiver_accepted_log_records{") && l.ends_with(" 4"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let value = |prefix: &str| {
         own.lines()
             .find(|l| l.starts_with(prefix))

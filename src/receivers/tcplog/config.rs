@@ -51,6 +51,9 @@ pub struct Config {
     pub retry_on_failure: Retry,
     /// Concurrent connections; further ones are closed at once. 0 = the default, 4096.
     pub max_connections: usize,
+    /// Close a connection that sent nothing for this long; 0 = never (default).
+    #[serde(with = "crate::config::duration")]
+    pub connection_idle_timeout: std::time::Duration,
 }
 
 impl Config {

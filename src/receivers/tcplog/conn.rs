@@ -26,6 +26,15 @@ pub(crate) struct Connection {
     pub(crate) one_log_per_packet: bool,
     pub(crate) too_long: metrics::Counter,
     pub(crate) receiver: Arc<str>,
+    pub(crate) idle_timeout: Option<std::time::Duration>,
+}
+
+/// Waits for `idle` (forever when `None`).
+async fn idle(timeout: Option<std::time::Duration>) {
+    match timeout {
+        Some(t) => tokio::time::sleep(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Connection {
@@ -45,6 +54,7 @@ impl Connection {
         loop {
             let n = tokio::select! {
                 r = stream.read(&mut chunk) => r.unwrap_or(0),
+                () = idle(self.idle_timeout) => 0,
                 () = stop.cancelled() => return,
             };
             if n == 0 {
@@ -71,6 +81,10 @@ impl Connection {
             let mut limited = (&mut buf).limit(want);
             let read = tokio::select! {
                 r = stream.read_buf(&mut limited) => r,
+                () = idle(self.idle_timeout) => {
+                    tracing::debug!(receiver = %self.receiver, "closing idle connection");
+                    Ok(0)
+                }
                 () = stop.cancelled() => return,
             };
             let eof = match read {

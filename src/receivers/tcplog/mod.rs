@@ -18,7 +18,8 @@
 //! event is counted. Invalid UTF-8 becomes U+FFFD; NUL bytes are kept. There is no
 //! acknowledgement to the client: entries are batched (100 or 100 ms) and a refused batch
 //! is logged and dropped unless `retry_on_failure.enabled`. Connections beyond
-//! `max_connections` (default 4096) are closed at once and counted.
+//! `max_connections` (default 4096) are closed at once and counted;
+//! `connection_idle_timeout` (default none) closes connections that went quiet.
 
 mod config;
 mod conn;
@@ -172,6 +173,7 @@ impl Component for Receiver {
             stop: self.stop.clone(),
             too_long,
             refused,
+            idle_timeout: Some(self.config.connection_idle_timeout).filter(|d| !d.is_zero()),
         };
         self.tasks.spawn(accept.run(listener));
         Ok(())
@@ -202,6 +204,7 @@ struct AcceptLoop {
     stop: CancellationToken,
     too_long: metrics::Counter,
     refused: metrics::Counter,
+    idle_timeout: Option<Duration>,
 }
 
 impl AcceptLoop {
@@ -241,6 +244,7 @@ impl AcceptLoop {
                 one_log_per_packet: self.one_log_per_packet,
                 too_long: self.too_long.clone(),
                 receiver: self.id.clone(),
+                idle_timeout: self.idle_timeout,
             };
             let add = self.add_attributes;
             let stop = self.stop.clone();

@@ -297,9 +297,82 @@ fn config_errors_name_the_field() {
     );
     assert!(err("listen_address: ':0'\nencoding: klingon")
         .starts_with("encoding: unsupported encoding"));
-    assert_eq!(err("listen_address: ':0'\nlisten: x"), "listen: unknown field `listen`, expected one of `listen_address`, `max_log_size`, `encoding`, `multiline`, `preserve_leading_whitespaces`, `preserve_trailing_whitespaces`, `one_log_per_packet`, `add_attributes`, `attributes`, `resource`, `tls`, `operators`, `storage`, `retry_on_failure`, `max_connections`");
+    assert_eq!(err("listen_address: ':0'\nlisten: x"), "listen: unknown field `listen`, expected one of `listen_address`, `max_log_size`, `encoding`, `multiline`, `preserve_leading_whitespaces`, `preserve_trailing_whitespaces`, `one_log_per_packet`, `add_attributes`, `attributes`, `resource`, `tls`, `operators`, `storage`, `retry_on_failure`, `max_connections`, `connection_idle_timeout`");
     assert!(
         err("listen_address: ':0'\noperators: [{type: regex_parser}]")
             .starts_with("operators::0::regex: missing required field 'regex'")
     );
+}
+
+#[tokio::test]
+async fn a_refused_batch_is_dropped_unless_retry_is_enabled() {
+    use crate::pipeline::ConsumeError;
+    let r = start("listen_address: 127.0.0.1:0").await;
+    r.logs.refuse_next(vec![ConsumeError::retryable("full")]);
+    send(r.addr, b"lost\n").await;
+    // Later lines go in later batches once the refused one is gone.
+    for i in 0..200 {
+        if r.logs.item_count() > 0 {
+            break;
+        }
+        send(r.addr, format!("kept {i}\n").as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = wait_for(&r.logs, 1).await;
+    assert!(got.iter().all(|g| body(g) != "lost"));
+    assert!(got.iter().any(|g| body(g).starts_with("kept")));
+    r.receiver.shutdown().await.unwrap();
+
+    let r = start(
+        "listen_address: 127.0.0.1:0\nretry_on_failure: {enabled: true, initial_interval: 10ms}",
+    )
+    .await;
+    r.logs.refuse_next(vec![
+        ConsumeError::retryable("full"),
+        ConsumeError::retryable("full"),
+    ]);
+    send(r.addr, b"retried\n").await;
+    let got = wait_for(&r.logs, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(body(&got[0]), "retried");
+    r.receiver.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn utf16_and_nop_encodings() {
+    let r = start("listen_address: 127.0.0.1:0\nencoding: utf-16le").await;
+    let text: Vec<u8> = "héllo\r\nwörld\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    send(r.addr, &text).await;
+    let got = wait_for(&r.logs, 2).await;
+    assert_eq!(
+        got.iter().map(body).collect::<Vec<_>>(),
+        vec!["héllo", "wörld"]
+    );
+    r.receiver.shutdown().await.unwrap();
+
+    let r = start("listen_address: 127.0.0.1:0\nencoding: nop").await;
+    send(r.addr, b"raw\nbytes\n").await;
+    let got = wait_for(&r.logs, 1).await;
+    assert_eq!(got.len(), 1, "nop does not split");
+    assert_eq!(
+        got[0].body.as_ref().unwrap().value,
+        Some(any_value::Value::BytesValue(b"raw\nbytes\n".to_vec()))
+    );
+    r.receiver.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_when_configured() {
+    let r = start("listen_address: 127.0.0.1:0\nconnection_idle_timeout: 50ms").await;
+    let mut s = TcpStream::connect(r.addr).await.unwrap();
+    s.write_all(b"partial").await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the receiver closed the idle connection");
+    let got = wait_for(&r.logs, 1).await;
+    assert_eq!(body(&got[0]), "partial", "what was read is flushed");
+    r.receiver.shutdown().await.unwrap();
 }
