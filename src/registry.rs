@@ -9,6 +9,8 @@ use crate::component::{
 pub static RECEIVERS: &[&dyn ReceiverFactory] = &[
     &crate::receivers::otlp::FACTORY,
     &crate::receivers::prometheus::FACTORY,
+    &crate::receivers::tcplog::FACTORY,
+    &crate::receivers::udplog::FACTORY,
 ];
 
 /// Every processor type.

@@ -2,4 +2,7 @@
 
 pub mod otlp;
 pub mod prometheus;
+pub mod stanza;
 pub mod status;
+pub mod tcplog;
+pub mod udplog;

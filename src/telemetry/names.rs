@@ -49,3 +49,11 @@ pub const PROCESS_MEMORY_RSS: &str = "otelcol_process_memory_rss";
 pub fn with_items(base: &str, signal: crate::pipeline::Signal) -> String {
     format!("{base}_{}", signal.item_name())
 }
+
+/// otelpipe's own: tokens longer than `max_log_size` that closed a `tcplog` connection,
+/// by `receiver`.
+pub const RECEIVER_TCPLOG_TOKENS_TOO_LONG: &str = "otelpipe_receiver_tcplog_tokens_too_long";
+/// otelpipe's own: connections closed at once because `max_connections` were open, by
+/// `receiver`.
+pub const RECEIVER_TCPLOG_CONNECTIONS_REFUSED: &str =
+    "otelpipe_receiver_tcplog_connections_refused";

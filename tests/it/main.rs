@@ -11,3 +11,4 @@ mod prometheus;
 mod prometheus_export;
 mod seeds;
 mod spanmetrics;
+mod tcplog;
