@@ -575,3 +575,275 @@ fn decode_accepts_numbers_where_prometheus_takes_strings() {
         decode(&yaml("{source_labels: [port], regex: 8100, action: keep}")).unwrap();
     assert_eq!(r.regex.unwrap().source, "8100");
 }
+
+mod running {
+    //! The receiver itself: real HTTP endpoints on 127.0.0.1, a capture consumer behind it.
+
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, ResourceMetrics};
+    use tokio::sync::watch;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::component::{Component, CreateSettings, Host, ReceiverConsumers, ReceiverFactory};
+    use crate::config::ComponentId;
+    use crate::pipeline::{Batch, Capture, Signal};
+
+    /// An exposition endpoint whose answer the test changes; records `Accept` headers.
+    struct Endpoint {
+        port: u16,
+        answer: Arc<Mutex<(String, String)>>,
+        accepts: Arc<Mutex<Vec<String>>>,
+        stop: CancellationToken,
+    }
+
+    impl Endpoint {
+        async fn start(content_type: &str, body: &str) -> Self {
+            let answer = Arc::new(Mutex::new((content_type.to_owned(), body.to_owned())));
+            let accepts = Arc::new(Mutex::new(Vec::new()));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (a, seen) = (answer.clone(), accepts.clone());
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move |headers: axum::http::HeaderMap| {
+                    let (a, seen) = (a.clone(), seen.clone());
+                    async move {
+                        let accept = headers
+                            .get("accept")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        seen.lock().unwrap().push(accept);
+                        let (ct, body) = a.lock().unwrap().clone();
+                        ([("content-type", ct)], body)
+                    }
+                }),
+            );
+            let stop = CancellationToken::new();
+            let token = stop.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await
+                    .unwrap();
+            });
+            Self {
+                port,
+                answer,
+                accepts,
+                stop,
+            }
+        }
+
+        fn set(&self, content_type: &str, body: &str) {
+            *self.answer.lock().unwrap() = (content_type.to_owned(), body.to_owned());
+        }
+    }
+
+    impl Drop for Endpoint {
+        fn drop(&mut self) {
+            self.stop.cancel();
+        }
+    }
+
+    async fn start(yaml: &str) -> (Arc<dyn Component>, Arc<Capture>) {
+        let capture = Arc::new(Capture::new());
+        let mut consumers = ReceiverConsumers::default();
+        consumers.set(Signal::Metrics, capture.clone());
+        let receiver = super::super::FACTORY
+            .create(
+                &CreateSettings {
+                    id: ComponentId::new("prometheus"),
+                    signal: Signal::Metrics,
+                    pipeline: String::new(),
+                },
+                &yaml_serde::from_str(yaml).unwrap(),
+                consumers,
+            )
+            .unwrap();
+        let (_tx, ready) = watch::channel(true);
+        receiver
+            .start(&Host {
+                ready,
+                shutdown: CancellationToken::new(),
+            })
+            .await
+            .unwrap();
+        (receiver, capture)
+    }
+
+    fn scrapes(capture: &Capture) -> Vec<ResourceMetrics> {
+        capture
+            .batches()
+            .into_iter()
+            .flat_map(|b| match b {
+                Batch::Metrics(rm) => rm,
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    fn instance(rm: &ResourceMetrics) -> String {
+        rm.resource
+            .as_ref()
+            .unwrap()
+            .attributes
+            .iter()
+            .find(|a| a.key == "service.instance.id")
+            .map(|a| crate::pipeline::as_string(a.value.as_ref()))
+            .unwrap_or_default()
+    }
+
+    fn up(rm: &ResourceMetrics) -> Option<f64> {
+        let m = rm.scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == "up")?;
+        match &m.data {
+            Some(metric::Data::Gauge(g)) => match g.data_points[0].value {
+                Some(number_data_point::Value::AsDouble(d)) => Some(d),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn has_metric(rm: &ResourceMetrics, name: &str) -> bool {
+        rm.scope_metrics[0].metrics.iter().any(|m| m.name == name)
+    }
+
+    async fn wait(capture: &Capture, what: &str, check: impl Fn(&[ResourceMetrics]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check(&scrapes(capture)) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn openmetrics_is_negotiated_and_malformed_bodies_fail_only_that_scrape() {
+        let body = "# TYPE kong_bandwidth_bytes counter\n# UNIT kong_bandwidth_bytes bytes\nkong_bandwidth_bytes_total{direction=\"egress\"} 10\n# EOF\n";
+        let ep = Endpoint::start(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            body,
+        )
+        .await;
+        let (receiver, capture) = start(&format!(
+            "config:\n  scrape_configs:\n    - job_name: om\n      scrape_interval: 100ms\n      static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+            ep.port
+        ))
+        .await;
+        wait(&capture, "an OpenMetrics scrape", |s| {
+            s.iter()
+                .any(|rm| has_metric(rm, "kong_bandwidth_bytes_total"))
+        })
+        .await;
+        let rm = scrapes(&capture)
+            .into_iter()
+            .find(|rm| has_metric(rm, "kong_bandwidth_bytes_total"))
+            .unwrap();
+        let m = rm.scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == "kong_bandwidth_bytes_total")
+            .unwrap();
+        assert_eq!(m.unit, "By");
+        assert!(matches!(&m.data, Some(metric::Data::Sum(s)) if s.is_monotonic));
+        assert!(ep.accepts.lock().unwrap()[0]
+            .starts_with("application/openmetrics-text;version=1.0.0;q=0.5"));
+
+        // Missing `# EOF`: the scrape fails (up = 0, series stale), the loop goes on.
+        ep.set("application/openmetrics-text; version=1.0.0", "kong_x 1\n");
+        wait(&capture, "a failed scrape", |s| {
+            s.iter().any(|rm| up(rm) == Some(0.0))
+        })
+        .await;
+        let failed = scrapes(&capture)
+            .into_iter()
+            .find(|rm| up(rm) == Some(0.0))
+            .unwrap();
+        assert!(
+            has_metric(&failed, "kong_bandwidth_bytes_total"),
+            "stale marker"
+        );
+        ep.set("text/plain; version=0.0.4", "recovered 1\n");
+        wait(&capture, "recovery", |s| {
+            s.iter().any(|rm| has_metric(rm, "recovered"))
+        })
+        .await;
+        receiver.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn body_size_limit_fails_the_scrape() {
+        let big = format!("big{{v=\"{}\"}} 1\n", "x".repeat(4096));
+        let ep = Endpoint::start("text/plain; version=0.0.4", &big).await;
+        let (receiver, capture) = start(&format!(
+            "config:\n  scrape_configs:\n    - job_name: b\n      scrape_interval: 100ms\n      body_size_limit: 1KB\n      static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+            ep.port
+        ))
+        .await;
+        wait(&capture, "a failed scrape", |s| {
+            s.iter().any(|rm| up(rm) == Some(0.0))
+        })
+        .await;
+        assert!(scrapes(&capture).iter().all(|rm| !has_metric(rm, "big")));
+        receiver.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn file_sd_reloads_when_the_file_changes() {
+        let a = Endpoint::start("text/plain", "from_a 1\n").await;
+        let b = Endpoint::start("text/plain", "from_b 1\n").await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("targets.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "- targets: ['127.0.0.1:{}']\n  labels: {{team: a}}\n",
+                a.port
+            ),
+        )
+        .unwrap();
+        let (receiver, capture) = start(&format!(
+            "config:\n  scrape_configs:\n    - job_name: f\n      scrape_interval: 100ms\n      file_sd_configs: [{{files: ['{}/*.yaml']}}]\n",
+            dir.path().display()
+        ))
+        .await;
+        let a_instance = format!("127.0.0.1:{}", a.port);
+        let b_instance = format!("127.0.0.1:{}", b.port);
+        wait(&capture, "a scrape of the first target", |s| {
+            s.iter()
+                .any(|rm| instance(rm) == a_instance && has_metric(rm, "from_a"))
+        })
+        .await;
+        // Replace the file's content (the size changes with the port digits or not, the
+        // modification time does).
+        std::fs::write(
+            &file,
+            format!(
+                "- targets: ['127.0.0.1:{}']\n  labels: {{team: b}}\n",
+                b.port
+            ),
+        )
+        .unwrap();
+        wait(&capture, "a scrape of the new target", |s| {
+            s.iter()
+                .any(|rm| instance(rm) == b_instance && has_metric(rm, "from_b"))
+        })
+        .await;
+        // The old target stopped with stale markers.
+        wait(&capture, "stale markers of the old target", |s| {
+            s.iter().any(|rm| {
+                instance(rm) == a_instance
+                    && rm.scope_metrics[0].metrics.iter().any(|m| {
+                        matches!(&m.data, Some(metric::Data::Gauge(g)) if m.name == "from_a" && g.data_points[0].flags == 1)
+                    })
+            })
+        })
+        .await;
+        receiver.shutdown().await.unwrap();
+    }
+}
