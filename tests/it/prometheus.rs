@@ -642,3 +642,58 @@ service:
         "{watch}"
     );
 }
+
+fn parse_metrics(format: &str, input: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new(crate::support::process::binary())
+        .args(["debug", "parse-metrics", "--format", format])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn debug_parse_metrics_prints_families_and_fails_on_malformed_input() {
+    let out = parse_metrics(
+        "prometheus",
+        "# HELP up_total Ups.\n# TYPE up_total counter\nup_total{a=\"b\"} 3 1700000000000\nx +Inf\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["name"], "up_total");
+    assert_eq!(json[0]["type"], "counter");
+    assert_eq!(json[0]["help"], "Ups.");
+    assert_eq!(json[0]["samples"][0]["labels"]["a"], "b");
+    assert_eq!(json[0]["samples"][0]["value"], 3.0);
+    assert_eq!(json[0]["samples"][0]["timestamp_ms"], 1_700_000_000_000_i64);
+    assert_eq!(json[1]["samples"][0]["value"], "+Inf");
+
+    let out = parse_metrics("openmetrics", "# TYPE c counter\nc_total 1\n# EOF\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = parse_metrics("openmetrics", "# TYPE c counter\nc_total 1\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing # EOF"));
+    let out = parse_metrics("prometheus", "ok 1\nbad{ 1\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    let out = parse_metrics("protobuf", "");
+    assert_eq!(out.status.code(), Some(1));
+}
