@@ -77,10 +77,14 @@ fn bench(c: &mut Criterion) {
     let target = target();
     {
         let families = parse::parse(&body, Format::Prometheus).unwrap();
-        let (metrics, _, _) = TargetState::default()
+        let converted = TargetState::default()
             .convert(&families, &target, &options, 1)
             .unwrap();
-        let rm = convert::resource_metrics(convert::resource(&target, &[]), metrics);
+        let rm = convert::resource_metrics(
+            convert::resource(&target, &[]),
+            converted.metrics,
+            &converted.scope_attributes,
+        );
         println!(
             "prometheus_scrape: {samples} samples, body {:.2} MiB, OTLP protobuf {:.2} MiB",
             body.len() as f64 / (1 << 20) as f64,

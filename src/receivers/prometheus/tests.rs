@@ -335,7 +335,10 @@ fn convert(state: &mut TargetState, body: &str, options: &Options, at_ms: i64) -
     state
         .convert(&families, &target_info(), options, at_ms)
         .unwrap()
-        .0
+        .metrics
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect()
 }
 
 #[test]
@@ -385,9 +388,13 @@ fn target_labels_win_unless_honor_labels_and_limits_fail_the_scrape() {
     let body = "m{job=\"scraped\",instance=\"x\",a=\"1\",empty=\"\"} 1 5000\n";
     let families = parse::parse(body, Format::Prometheus).unwrap();
     let mut state = TargetState::default();
-    let (metrics, _, stats) = state
+    let converted = state
         .convert(&families, &target_info(), &Options::default(), 9000)
         .unwrap();
+    let (metrics, stats): (Vec<Metric>, _) = (
+        converted.metrics.into_iter().map(|(_, m)| m).collect(),
+        converted.stats,
+    );
     let m = &metrics[0];
     let Some(metric::Data::Gauge(g)) = &m.data else {
         panic!()
@@ -404,9 +411,13 @@ fn target_labels_win_unless_honor_labels_and_limits_fail_the_scrape() {
         honor_timestamps: true,
         ..Options::default()
     };
-    let (metrics, _, _) = TargetState::default()
+    let metrics: Vec<Metric> = TargetState::default()
         .convert(&families, &target_info(), &honor, 9000)
-        .unwrap();
+        .unwrap()
+        .metrics
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
     let Some(metric::Data::Gauge(g)) = &metrics[0].data else {
         panic!()
     };
@@ -444,9 +455,11 @@ target_info{region=\"eu\"} 1
 ";
     let families = parse::parse(body, Format::Prometheus).unwrap();
     let mut state = TargetState::default();
-    let (metrics, extra, _) = state
+    let converted = state
         .convert(&families, &target_info(), &Options::default(), 1000)
         .unwrap();
+    let extra = converted.target_info;
+    let metrics: Vec<Metric> = converted.metrics.into_iter().map(|(_, m)| m).collect();
     let rpc = metrics.iter().find(|m| m.name == "rpc").unwrap();
     assert_eq!(rpc.description, "RPC latency.");
     let Some(metric::Data::Summary(s)) = &rpc.data else {
@@ -846,4 +859,63 @@ mod running {
         .await;
         receiver.shutdown().await.unwrap();
     }
+}
+
+#[test]
+fn otel_scope_labels_choose_the_scope() {
+    let body = "# TYPE otel_scope_info gauge
+otel_scope_info{otel_scope_name=\"kong\",otel_scope_version=\"3.9\",team=\"edge\"} 1
+# TYPE requests_total counter
+requests_total{otel_scope_name=\"kong\",otel_scope_version=\"3.9\",route=\"a\"} 1
+other 2
+";
+    let families = parse::parse(body, Format::Prometheus).unwrap();
+    let converted = TargetState::default()
+        .convert(&families, &target_info(), &Options::default(), 1000)
+        .unwrap();
+    let rm = super::convert::resource_metrics(
+        super::convert::resource(&target_info(), &[]),
+        converted.metrics,
+        &converted.scope_attributes,
+    );
+    assert_eq!(rm.scope_metrics.len(), 2);
+    let own = rm.scope_metrics[0].scope.as_ref().unwrap();
+    assert_eq!(own.name, super::convert::SCOPE_NAME);
+    assert_eq!(rm.scope_metrics[0].metrics[0].name, "other");
+    let kong = &rm.scope_metrics[1];
+    let scope = kong.scope.as_ref().unwrap();
+    assert_eq!(
+        (scope.name.as_str(), scope.version.as_str()),
+        ("kong", "3.9")
+    );
+    assert_eq!(scope.attributes[0].key, "team");
+    assert_eq!(kong.metrics.len(), 1);
+    let Some(metric::Data::Sum(s)) = &kong.metrics[0].data else {
+        panic!()
+    };
+    let keys: Vec<&str> = s.data_points[0]
+        .attributes
+        .iter()
+        .map(|a| a.key.as_str())
+        .collect();
+    assert_eq!(keys, vec!["route"]);
+}
+
+#[test]
+fn use_start_time_metric_sets_every_cumulative_start() {
+    let options = Options {
+        start_time_metric: Some(regex::Regex::new("^process_start_time_seconds$").unwrap()),
+        ..Options::default()
+    };
+    let body = "process_start_time_seconds 1700000000.5\n# TYPE c_total counter\nc_total 3\n";
+    let mut state = TargetState::default();
+    let metrics = convert(&mut state, body, &options, 1_800_000_000_000);
+    assert_eq!(values(&metrics, "c_total")[0].0, 1_700_000_000_500_000_000);
+    let families = parse::parse("# TYPE c_total counter\nc_total 3\n", Format::Prometheus).unwrap();
+    assert_eq!(
+        state
+            .convert(&families, &target_info(), &options, 0)
+            .unwrap_err(),
+        super::convert::LimitError::NoStartTimeMetric
+    );
 }
