@@ -74,6 +74,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Emit `scrape_timeout_seconds`, `scrape_sample_limit`, `scrape_body_size_bytes`.
     pub extra_scrape_metrics: bool,
+    /// `trim_metric_suffixes`: drop `_total` from sums and the unit from names.
+    pub trim_metric_suffixes: bool,
     /// With `use_start_time_metric`: the series whose value (seconds) is every cumulative's
     /// start time.
     pub start_time_metric: Option<regex::Regex>,
@@ -155,6 +157,8 @@ pub struct TargetState {
     previous: HashMap<SeriesKey, SeriesMeta>,
     /// This scrape's start time from `start_time_metric`, when configured.
     fixed_start_ms: Option<i64>,
+    /// `trim_metric_suffixes`, for this scrape.
+    trim_suffixes: bool,
 }
 
 #[derive(Default)]
@@ -370,6 +374,7 @@ impl TargetState {
     ) -> Result<Converted, LimitError> {
         let mut stats = Stats::default();
         self.fixed_start_ms = None;
+        self.trim_suffixes = options.trim_metric_suffixes;
         if let Some(re) = &options.start_time_metric {
             let value = families
                 .iter()
@@ -561,6 +566,17 @@ impl TargetState {
                     let name = match family.kind {
                         MetricType::Counter => p.sample_name,
                         _ => family.name.as_str(),
+                    };
+                    let trimmed;
+                    let name = if self.trim_suffixes {
+                        trimmed = trim_suffixes(
+                            name,
+                            matches!(kind, Kind::Sum { .. }),
+                            family.unit.as_deref(),
+                        );
+                        trimmed.as_str()
+                    } else {
+                        name
                     };
                     let attrs = point_attributes(&p.labels, None);
                     let key = SeriesKey {
@@ -815,6 +831,24 @@ fn point_attributes(labels: &Labels, drop: Option<&str>) -> Labels {
     let mut out = labels.clone();
     out.retain(|k| !matches!(k, "job" | "instance") && !k.starts_with("__") && Some(k) != drop);
     out
+}
+
+/// contrib's `TrimPromSuffixes`: `_total` off sums, then the unit's tokens off the end.
+fn trim_suffixes(name: &str, sum: bool, unit: Option<&str>) -> String {
+    let mut tokens: Vec<&str> = name.split('_').collect();
+    if tokens.len() == 1 {
+        return name.to_owned();
+    }
+    if sum && tokens.last() == Some(&"total") {
+        tokens.pop();
+    }
+    if let Some(unit) = unit.filter(|u| !u.is_empty()) {
+        let unit_tokens: Vec<&str> = unit.split('_').collect();
+        if tokens.len() > unit_tokens.len() && tokens.ends_with(&unit_tokens) {
+            tokens.truncate(tokens.len() - unit_tokens.len());
+        }
+    }
+    tokens.join("_")
 }
 
 /// Prometheus' `mutateSampleLabels`: target labels win unless `honor_labels`; a clashing

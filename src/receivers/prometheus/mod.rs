@@ -160,6 +160,7 @@ impl ReceiverFactory for Factory {
                 timeout: job.timeout,
                 extra_scrape_metrics: config.report_extra_scrape_metrics,
                 start_time_metric: start_time_metric(&config)?,
+                trim_metric_suffixes: config.trim_metric_suffixes,
             };
             let ctx = scrape::JobContext::new(
                 &settings.id.to_string(),

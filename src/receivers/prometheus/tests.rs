@@ -919,3 +919,66 @@ fn use_start_time_metric_sets_every_cumulative_start() {
         super::convert::LimitError::NoStartTimeMetric
     );
 }
+
+#[test]
+fn trim_metric_suffixes_drops_total_and_units() {
+    let options = Options {
+        trim_metric_suffixes: true,
+        ..Options::default()
+    };
+    let body = "# TYPE kong_bandwidth_bytes_total counter\nkong_bandwidth_bytes_total 1\n# TYPE g_total gauge\ng_total 1\n";
+    let metrics = convert(&mut TargetState::default(), body, &options, 1);
+    let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+    // Without a UNIT only `_total` goes, and only from sums.
+    assert_eq!(names, vec!["kong_bandwidth_bytes", "g_total"]);
+    let om = "# TYPE kong_latency_seconds gauge\n# UNIT kong_latency_seconds seconds\nkong_latency_seconds 1\n# EOF\n";
+    let families = parse::parse(om, Format::OpenMetrics).unwrap();
+    let converted = TargetState::default()
+        .convert(&families, &target_info(), &options, 1)
+        .unwrap();
+    assert_eq!(converted.metrics[0].1.name, "kong_latency");
+    assert_eq!(converted.metrics[0].1.unit, "s");
+}
+
+#[tokio::test]
+async fn the_seed_receiver_starts_outside_a_cluster_and_stops() {
+    use crate::component::{CreateSettings, Host, ReceiverConsumers, ReceiverFactory};
+    let mut consumers = ReceiverConsumers::default();
+    consumers.set(
+        crate::pipeline::Signal::Metrics,
+        std::sync::Arc::new(crate::pipeline::Capture::new()),
+    );
+    let section = yaml(
+        "config:
+  scrape_configs:
+    - job_name: 'otel-collector'
+      scrape_interval: 5s
+      kubernetes_sd_configs:
+        - role: pod
+      authorization:
+        credentials_file: /var/run/secrets/kubernetes.io/serviceaccount/token
+",
+    );
+    let receiver = super::FACTORY
+        .create(
+            &CreateSettings {
+                id: crate::config::ComponentId::new("prometheus"),
+                signal: crate::pipeline::Signal::Metrics,
+                pipeline: String::new(),
+            },
+            &section,
+            consumers,
+        )
+        .unwrap();
+    let (_tx, ready) = tokio::sync::watch::channel(true);
+    receiver
+        .start(&Host {
+            ready,
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        })
+        .await
+        .unwrap();
+    // Without KUBERNETES_SERVICE_HOST discovery logs and yields no targets; nothing breaks.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    receiver.shutdown().await.unwrap();
+}
