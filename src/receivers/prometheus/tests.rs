@@ -982,3 +982,39 @@ async fn the_seed_receiver_starts_outside_a_cluster_and_stops() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     receiver.shutdown().await.unwrap();
 }
+
+#[test]
+fn scrape_config_files_add_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kong.yml"),
+        "scrape_configs:\n  - job_name: kong\n    static_configs: [{targets: ['k:8100']}]\n",
+    )
+    .unwrap();
+    let c = config(&format!(
+        "config:\n  scrape_config_files: ['{}/*.yml']\n  scrape_configs: [{{job_name: a}}]\n",
+        dir.path().display()
+    ))
+    .unwrap();
+    let names: Vec<&str> = c
+        .config
+        .scrape_configs
+        .iter()
+        .map(|s| s.job_name.as_str())
+        .collect();
+    assert_eq!(names, vec!["a", "kong"]);
+    std::fs::write(
+        dir.path().join("dup.yml"),
+        "scrape_configs:\n  - job_name: a\n",
+    )
+    .unwrap();
+    let err = config(&format!(
+        "config:\n  scrape_config_files: ['{}/*.yml']\n  scrape_configs: [{{job_name: a}}]\n",
+        dir.path().display()
+    ))
+    .unwrap_err();
+    assert!(
+        err.message.contains("found multiple scrape configs"),
+        "{err}"
+    );
+}
