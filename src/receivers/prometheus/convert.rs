@@ -489,6 +489,15 @@ impl TargetState {
         building.metrics
     }
 
+    /// A histogram's or summary's metric name (the family name, trimmed if configured).
+    fn distribution_name(&self, family: &Family) -> String {
+        if self.trim_suffixes {
+            trim_suffixes(&family.name, false, family.unit.as_deref())
+        } else {
+            family.name.clone()
+        }
+    }
+
     fn expire(&mut self, now_ms: i64, interval: Duration) {
         let ttl = MIN_STATE_TTL.max(interval + Duration::from_secs(60));
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
@@ -674,7 +683,7 @@ impl TargetState {
             }
             let key = SeriesKey {
                 scope,
-                metric: family.name.clone(),
+                metric: self.distribution_name(family),
                 attributes: attrs,
             };
             let start = self.start_time(&key, acc.ts, count, acc.sum.unwrap_or(0.0), false);
@@ -692,7 +701,7 @@ impl TargetState {
                 max: None,
             };
             if let Some(metric::Data::Histogram(h)) = building
-                .metric(&key.scope, &family.name, &meta)
+                .metric(&key.scope, &key.metric, &meta)
                 .data
                 .as_mut()
             {
@@ -755,7 +764,7 @@ impl TargetState {
             let sum = acc.sum.unwrap_or(0.0);
             let key = SeriesKey {
                 scope,
-                metric: family.name.clone(),
+                metric: self.distribution_name(family),
                 attributes: attrs,
             };
             let start = self.start_time(&key, acc.ts, count, sum, true);
@@ -769,7 +778,7 @@ impl TargetState {
                 flags: 0,
             };
             if let Some(metric::Data::Summary(s)) = building
-                .metric(&key.scope, &family.name, &meta)
+                .metric(&key.scope, &key.metric, &meta)
                 .data
                 .as_mut()
             {
