@@ -504,9 +504,10 @@ fn kubernetes_pod_discovery_with_the_seed_rules_selects_annotated_pods() {
     let cluster = FakeCluster::start();
     let first = cluster.metrics_server("orders");
     let second = cluster.metrics_server("payments");
+    let quiet = cluster.metrics_server("quiet");
     *cluster.state.pods.lock().unwrap() = vec![
         pod("kong-kong-abc", first, true),
-        pod("kong-kong-quiet", second, false),
+        pod("kong-kong-quiet", quiet, false),
     ];
     let sink = Sink::http();
     let metrics_port = free_port();
@@ -616,7 +617,7 @@ service:
     assert_eq!(code, Some(0), "{stderr}");
 
     // The unannotated pod was never a target (nothing was scraped at its address), and the
-    // ingress-controller container was dropped by the seed's rules.
+    // ingress-controller containers were dropped by the seed's rules.
     assert!(
         got.iter().all(|rm| {
             let i = instance_of(rm);
@@ -625,6 +626,12 @@ service:
         "{:?}",
         got.iter().map(instance_of).collect::<Vec<_>>()
     );
+    assert!(got.iter().all(|rm| {
+        attr(
+            &rm.resource.as_ref().unwrap().attributes,
+            "k8s.container.name",
+        ) == Some("proxy")
+    }));
     let requests = cluster.state.requests.lock().unwrap().clone();
     // First a list of the configured namespace with the API token, then a watch from the
     // list's resourceVersion.
