@@ -1018,3 +1018,68 @@ fn scrape_config_files_add_jobs() {
         "{err}"
     );
 }
+
+#[test]
+fn service_endpoints_and_node_roles() {
+    use super::discovery::kubernetes::{endpoints_group, node_group, service_group};
+    let svc: serde_json::Value = serde_json::from_str(
+        r#"{"metadata":{"name":"kong-proxy","namespace":"kong","labels":{"app":"kong"}},
+            "spec":{"type":"ClusterIP","clusterIP":"10.96.0.5","ports":[{"name":"status","port":8100,"protocol":"TCP"}]}}"#,
+    )
+    .unwrap();
+    let g = service_group(&svc);
+    assert_eq!(
+        g.targets[0].get("__address__"),
+        Some("kong-proxy.kong.svc:8100")
+    );
+    assert_eq!(
+        g.targets[0].get("__meta_kubernetes_service_cluster_ip"),
+        Some("10.96.0.5")
+    );
+    assert_eq!(
+        g.labels.get("__meta_kubernetes_service_label_app"),
+        Some("kong")
+    );
+
+    let ep: serde_json::Value = serde_json::from_str(
+        r#"{"metadata":{"name":"kong-proxy","namespace":"kong"},
+            "subsets":[{"addresses":[{"ip":"10.0.0.7","nodeName":"n1","targetRef":{"kind":"Pod","name":"kong-kong-1"}}],
+                        "notReadyAddresses":[{"ip":"10.0.0.8"}],
+                        "ports":[{"name":"status","port":8100}]}]}"#,
+    )
+    .unwrap();
+    let g = endpoints_group(&ep);
+    assert_eq!(g.targets.len(), 2);
+    assert_eq!(g.targets[0].get("__address__"), Some("10.0.0.7:8100"));
+    assert_eq!(
+        g.targets[0].get("__meta_kubernetes_endpoint_ready"),
+        Some("true")
+    );
+    assert_eq!(
+        g.targets[0].get("__meta_kubernetes_endpoint_address_target_name"),
+        Some("kong-kong-1")
+    );
+    assert_eq!(
+        g.targets[1].get("__meta_kubernetes_endpoint_ready"),
+        Some("false")
+    );
+
+    let node: serde_json::Value = serde_json::from_str(
+        r#"{"metadata":{"name":"n1","labels":{"kubernetes.io/os":"linux"}},
+            "status":{"addresses":[{"type":"Hostname","address":"n1"},{"type":"InternalIP","address":"192.0.2.10"}],
+                      "daemonEndpoints":{"kubeletEndpoint":{"Port":10250}}}}"#,
+    )
+    .unwrap();
+    let g = node_group(&node);
+    assert_eq!(g.targets[0].get("__address__"), Some("192.0.2.10:10250"));
+    assert_eq!(g.targets[0].get("instance"), Some("n1"));
+    assert_eq!(
+        g.targets[0].get("__meta_kubernetes_node_address_InternalIP"),
+        Some("192.0.2.10")
+    );
+    assert_eq!(
+        g.labels
+            .get("__meta_kubernetes_node_label_kubernetes_io_os"),
+        Some("linux")
+    );
+}
