@@ -48,10 +48,27 @@ enum Command {
     Components,
     /// Print the resolved config (sources merged, `${…}` expanded, secrets redacted).
     PrintConfig,
+    /// Tools for looking at what components see.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// Parse a Prometheus exposition from stdin; print its families as JSON. Exit 0 only
+    /// if it is valid, else 1 with the first problem on stderr.
+    ParseMetrics {
+        /// `prometheus` (text 0.0.4) or `openmetrics` (1.0).
+        #[arg(long, default_value = "prometheus")]
+        format: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Debug(DebugCommand::ParseMetrics { format })) = &cli.command {
+        return parse_metrics(format);
+    }
     if matches!(cli.command, Some(Command::Components)) {
         print!("{}", registry::describe(&registry::BUILTIN));
         return ExitCode::SUCCESS;
@@ -68,7 +85,22 @@ fn main() -> ExitCode {
             print!("{}", loaded.print());
             ExitCode::SUCCESS
         }
-        Some(Command::Components) | None => run(&loaded),
+        Some(Command::Components | Command::Debug(_)) | None => run(&loaded),
+    }
+}
+
+/// `otelpipe debug parse-metrics`: stdin in, JSON out.
+fn parse_metrics(format: &str) -> ExitCode {
+    use otelpipe::receivers::prometheus::parse;
+    match parse::cli(std::io::stdin().lock(), format) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -635,6 +635,16 @@ impl Config {
                     )
                     .under_index(j));
                 }
+                if matches!(k.role.as_str(), "endpointslice" | "ingress") {
+                    return Err(err(
+                        "kubernetes_sd_configs",
+                        format!(
+                            "role: {:?} is not supported; use pod, endpoints, service or node",
+                            k.role
+                        ),
+                    )
+                    .under_index(j));
+                }
                 if k.api_server.is_some() && k.kubeconfig_file.is_some() {
                     return Err(err(
                         "kubernetes_sd_configs",

@@ -41,6 +41,9 @@ pub enum LimitError {
     /// A label name longer than `label_name_length_limit`.
     #[error("label_name_length_limit exceeded (metric: {0}, label name: {1})")]
     LabelNameLength(String, String),
+    /// `use_start_time_metric` is on and the scrape has no matching series.
+    #[error("start time metric not found")]
+    NoStartTimeMetric,
     /// A label value longer than `label_value_length_limit`.
     #[error("label_value_length_limit exceeded (metric: {0}, label value: {1})")]
     LabelValueLength(String, String),
@@ -71,6 +74,11 @@ pub struct Options {
     pub timeout: Duration,
     /// Emit `scrape_timeout_seconds`, `scrape_sample_limit`, `scrape_body_size_bytes`.
     pub extra_scrape_metrics: bool,
+    /// `trim_metric_suffixes`: drop `_total` from sums and the unit from names.
+    pub trim_metric_suffixes: bool,
+    /// With `use_start_time_metric`: the series whose value (seconds) is every cumulative's
+    /// start time.
+    pub start_time_metric: Option<regex::Regex>,
 }
 
 /// What the target is, for the resource and the attributes of every point.
@@ -103,8 +111,13 @@ enum Kind {
     Summary,
 }
 
+/// The instrumentation scope of a series: `otel_scope_name` and `otel_scope_version`;
+/// empty for the receiver's own scope.
+pub type ScopeKey = (String, String);
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct SeriesKey {
+    scope: ScopeKey,
     metric: String,
     attributes: Labels,
 }
@@ -124,29 +137,46 @@ struct SeriesMeta {
     prom_type: &'static str,
 }
 
-/// A converted scrape: its metrics, the labels of its `target_info` (for the resource),
-/// and its counts.
-pub type Converted = (Vec<Metric>, Vec<(String, String)>, Stats);
+/// A converted scrape.
+#[derive(Debug, Default)]
+pub struct Converted {
+    /// Metrics with their scope.
+    pub metrics: Vec<(ScopeKey, Metric)>,
+    /// The labels of `target_info` (minus job/instance), for the resource.
+    pub target_info: Vec<(String, String)>,
+    /// The labels of each scope's `otel_scope_info`, as scope attributes.
+    pub scope_attributes: HashMap<ScopeKey, Vec<(String, String)>>,
+    /// Counts for the `scrape_*` series.
+    pub stats: Stats,
+}
 
 /// What one target remembers between scrapes: start times and the previous scrape's series.
 #[derive(Default)]
 pub struct TargetState {
     series: HashMap<SeriesKey, SeriesState>,
     previous: HashMap<SeriesKey, SeriesMeta>,
+    /// This scrape's start time from `start_time_metric`, when configured.
+    fixed_start_ms: Option<i64>,
+    /// `trim_metric_suffixes`, for this scrape.
+    trim_suffixes: bool,
 }
 
+#[derive(Default)]
 struct Building {
-    metrics: Vec<Metric>,
-    index: HashMap<String, usize>,
+    metrics: Vec<(ScopeKey, Metric)>,
+    index: HashMap<(ScopeKey, String), usize>,
 }
 
 impl Building {
-    fn metric(&mut self, name: &str, meta: &SeriesMeta) -> &mut Metric {
-        let at = *self.index.entry(name.to_owned()).or_insert_with(|| {
-            self.metrics.push(new_metric(name, meta));
-            self.metrics.len() - 1
-        });
-        &mut self.metrics[at]
+    fn metric(&mut self, scope: &ScopeKey, name: &str, meta: &SeriesMeta) -> &mut Metric {
+        let at = *self
+            .index
+            .entry((scope.clone(), name.to_owned()))
+            .or_insert_with(|| {
+                self.metrics.push((scope.clone(), new_metric(name, meta)));
+                self.metrics.len() - 1
+            });
+        &mut self.metrics[at].1
     }
 }
 
@@ -327,6 +357,7 @@ struct Point<'a> {
     timestamp_ms: i64,
     suffix: &'a str,
     sample_name: &'a str,
+    scope: ScopeKey,
 }
 
 impl TargetState {
@@ -342,12 +373,21 @@ impl TargetState {
         scrape_ms: i64,
     ) -> Result<Converted, LimitError> {
         let mut stats = Stats::default();
-        let mut building = Building {
-            metrics: Vec::new(),
-            index: HashMap::new(),
-        };
+        self.fixed_start_ms = None;
+        self.trim_suffixes = options.trim_metric_suffixes;
+        if let Some(re) = &options.start_time_metric {
+            let value = families
+                .iter()
+                .flat_map(|f| &f.samples)
+                .find(|s| re.is_match(&s.name))
+                .map(|s| s.value)
+                .ok_or(LimitError::NoStartTimeMetric)?;
+            self.fixed_start_ms = Some((value * 1000.0) as i64);
+        }
+        let mut building = Building::default();
         let mut seen: HashMap<SeriesKey, SeriesMeta> = HashMap::new();
         let mut target_info_attrs = Vec::new();
+        let mut scope_attributes: HashMap<ScopeKey, Vec<(String, String)>> = HashMap::new();
         for family in families {
             let mut points = Vec::with_capacity(family.samples.len());
             for sample in &family.samples {
@@ -378,7 +418,12 @@ impl TargetState {
                     Some(ts) if options.honor_timestamps => ts,
                     _ => scrape_ms,
                 };
+                let scope = (
+                    labels.remove("otel_scope_name").unwrap_or_default(),
+                    labels.remove("otel_scope_version").unwrap_or_default(),
+                );
                 points.push(Point {
+                    scope,
                     labels,
                     value: sample.value,
                     timestamp_ms,
@@ -393,6 +438,20 @@ impl TargetState {
                             target_info_attrs.push((k.to_owned(), v.to_owned()));
                         }
                     }
+                }
+                continue;
+            }
+            if family.name == "otel_scope_info" {
+                for p in &points {
+                    let attrs = p
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| {
+                            !matches!(*k, "__name__" | "job" | "instance") && !k.starts_with("__")
+                        })
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect();
+                    scope_attributes.insert(p.scope.clone(), attrs);
                 }
                 continue;
             }
@@ -411,21 +470,32 @@ impl TargetState {
             .count() as u64;
         self.previous = seen;
         self.expire(scrape_ms, options.interval);
-        Ok((building.metrics, target_info_attrs, stats))
+        Ok(Converted {
+            metrics: building.metrics,
+            target_info: target_info_attrs,
+            scope_attributes,
+            stats,
+        })
     }
 
     /// Stale markers for every series of the previous scrape (a failed scrape or a target
     /// that went away).
-    pub fn stale_all(&mut self, scrape_ms: i64) -> Vec<Metric> {
-        let mut building = Building {
-            metrics: Vec::new(),
-            index: HashMap::new(),
-        };
+    pub fn stale_all(&mut self, scrape_ms: i64) -> Vec<(ScopeKey, Metric)> {
+        let mut building = Building::default();
         for (key, meta) in std::mem::take(&mut self.previous) {
             let start = self.series.get(&key).map_or(scrape_ms, |s| s.start_ms);
             push_stale(&mut building, &key, &meta, start, scrape_ms);
         }
         building.metrics
+    }
+
+    /// A histogram's or summary's metric name (the family name, trimmed if configured).
+    fn distribution_name(&self, family: &Family) -> String {
+        if self.trim_suffixes {
+            trim_suffixes(&family.name, false, family.unit.as_deref())
+        } else {
+            family.name.clone()
+        }
     }
 
     fn expire(&mut self, now_ms: i64, interval: Duration) {
@@ -438,6 +508,9 @@ impl TargetState {
     /// The start time for a series at `ts` with `value` (and `sum` for distributions):
     /// the first point starts at its own timestamp; a decrease restarts it.
     fn start_time(&mut self, key: &SeriesKey, ts: i64, value: f64, sum: f64, summary: bool) -> i64 {
+        if let Some(fixed) = self.fixed_start_ms {
+            return fixed;
+        }
         match self.series.get_mut(key) {
             Some(s) => {
                 let reset = if summary {
@@ -503,8 +576,20 @@ impl TargetState {
                         MetricType::Counter => p.sample_name,
                         _ => family.name.as_str(),
                     };
+                    let trimmed;
+                    let name = if self.trim_suffixes {
+                        trimmed = trim_suffixes(
+                            name,
+                            matches!(kind, Kind::Sum { .. }),
+                            family.unit.as_deref(),
+                        );
+                        trimmed.as_str()
+                    } else {
+                        name
+                    };
                     let attrs = point_attributes(&p.labels, None);
                     let key = SeriesKey {
+                        scope: p.scope.clone(),
                         metric: name.to_owned(),
                         attributes: attrs,
                     };
@@ -521,7 +606,7 @@ impl TargetState {
                         flags: 0,
                         value: Some(number_data_point::Value::AsDouble(p.value)),
                     };
-                    match building.metric(name, &meta).data.as_mut() {
+                    match building.metric(&key.scope, name, &meta).data.as_mut() {
                         Some(metric::Data::Sum(s)) => s.data_points.push(point),
                         Some(metric::Data::Gauge(g)) => g.data_points.push(point),
                         _ => {}
@@ -554,12 +639,12 @@ impl TargetState {
             count: Option<f64>,
             ts: i64,
         }
-        let mut groups: Vec<(Labels, Acc)> = Vec::new();
-        let mut at: HashMap<Labels, usize> = HashMap::new();
+        let mut groups: Vec<((ScopeKey, Labels), Acc)> = Vec::new();
+        let mut at: HashMap<(ScopeKey, Labels), usize> = HashMap::new();
         for p in points {
-            let attrs = point_attributes(&p.labels, Some("le"));
-            let i = *at.entry(attrs.clone()).or_insert_with(|| {
-                groups.push((attrs, Acc::default()));
+            let group = (p.scope.clone(), point_attributes(&p.labels, Some("le")));
+            let i = *at.entry(group.clone()).or_insert_with(|| {
+                groups.push((group, Acc::default()));
                 groups.len() - 1
             });
             let acc = &mut groups[i].1;
@@ -577,7 +662,7 @@ impl TargetState {
                 _ => {}
             }
         }
-        for (attrs, mut acc) in groups {
+        for ((scope, attrs), mut acc) in groups {
             acc.buckets
                 .sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
             let inf = acc.buckets.iter().find(|b| b.0.is_infinite()).map(|b| b.1);
@@ -597,7 +682,8 @@ impl TargetState {
                 counts.push((count - previous).max(0.0) as u64);
             }
             let key = SeriesKey {
-                metric: family.name.clone(),
+                scope,
+                metric: self.distribution_name(family),
                 attributes: attrs,
             };
             let start = self.start_time(&key, acc.ts, count, acc.sum.unwrap_or(0.0), false);
@@ -614,8 +700,10 @@ impl TargetState {
                 min: None,
                 max: None,
             };
-            if let Some(metric::Data::Histogram(h)) =
-                building.metric(&family.name, &meta).data.as_mut()
+            if let Some(metric::Data::Histogram(h)) = building
+                .metric(&key.scope, &key.metric, &meta)
+                .data
+                .as_mut()
             {
                 h.data_points.push(point);
             }
@@ -638,12 +726,15 @@ impl TargetState {
             count: Option<f64>,
             ts: i64,
         }
-        let mut groups: Vec<(Labels, Acc)> = Vec::new();
-        let mut at: HashMap<Labels, usize> = HashMap::new();
+        let mut groups: Vec<((ScopeKey, Labels), Acc)> = Vec::new();
+        let mut at: HashMap<(ScopeKey, Labels), usize> = HashMap::new();
         for p in points {
-            let attrs = point_attributes(&p.labels, Some("quantile"));
-            let i = *at.entry(attrs.clone()).or_insert_with(|| {
-                groups.push((attrs, Acc::default()));
+            let group = (
+                p.scope.clone(),
+                point_attributes(&p.labels, Some("quantile")),
+            );
+            let i = *at.entry(group.clone()).or_insert_with(|| {
+                groups.push((group, Acc::default()));
                 groups.len() - 1
             });
             let acc = &mut groups[i].1;
@@ -665,14 +756,15 @@ impl TargetState {
                 _ => {}
             }
         }
-        for (attrs, acc) in groups {
+        for ((scope, attrs), acc) in groups {
             let Some(count) = acc.count else {
                 tracing::debug!(metric = %family.name, "failed to add datapoint: summary without count");
                 continue;
             };
             let sum = acc.sum.unwrap_or(0.0);
             let key = SeriesKey {
-                metric: family.name.clone(),
+                scope,
+                metric: self.distribution_name(family),
                 attributes: attrs,
             };
             let start = self.start_time(&key, acc.ts, count, sum, true);
@@ -685,8 +777,10 @@ impl TargetState {
                 quantile_values: acc.quantiles,
                 flags: 0,
             };
-            if let Some(metric::Data::Summary(s)) =
-                building.metric(&family.name, &meta).data.as_mut()
+            if let Some(metric::Data::Summary(s)) = building
+                .metric(&key.scope, &key.metric, &meta)
+                .data
+                .as_mut()
             {
                 s.data_points.push(point);
             }
@@ -708,7 +802,7 @@ fn push_stale(
         _ => ms_to_nanos(start_ms),
     };
     let time = ms_to_nanos(ts_ms);
-    match building.metric(&key.metric, meta).data.as_mut() {
+    match building.metric(&key.scope, &key.metric, meta).data.as_mut() {
         Some(metric::Data::Sum(s)) => s.data_points.push(stale_number(attrs, start, time)),
         Some(metric::Data::Gauge(g)) => g.data_points.push(stale_number(attrs, start, time)),
         Some(metric::Data::Histogram(h)) => h.data_points.push(HistogramDataPoint {
@@ -746,6 +840,24 @@ fn point_attributes(labels: &Labels, drop: Option<&str>) -> Labels {
     let mut out = labels.clone();
     out.retain(|k| !matches!(k, "job" | "instance") && !k.starts_with("__") && Some(k) != drop);
     out
+}
+
+/// contrib's `TrimPromSuffixes`: `_total` off sums, then the unit's tokens off the end.
+fn trim_suffixes(name: &str, sum: bool, unit: Option<&str>) -> String {
+    let mut tokens: Vec<&str> = name.split('_').collect();
+    if tokens.len() == 1 {
+        return name.to_owned();
+    }
+    if sum && tokens.last() == Some(&"total") {
+        tokens.pop();
+    }
+    if let Some(unit) = unit.filter(|u| !u.is_empty()) {
+        let unit_tokens: Vec<&str> = unit.split('_').collect();
+        if tokens.len() > unit_tokens.len() && tokens.ends_with(&unit_tokens) {
+            tokens.truncate(tokens.len() - unit_tokens.len());
+        }
+    }
+    tokens.join("_")
 }
 
 /// Prometheus' `mutateSampleLabels`: target labels win unless `honor_labels`; a clashing
@@ -865,20 +977,49 @@ pub fn report_metrics(
     out
 }
 
-/// Wraps metrics into the one `ResourceMetrics` of a scrape.
-pub fn resource_metrics(resource: Resource, metrics: Vec<Metric>) -> ResourceMetrics {
+/// Wraps a scrape's metrics into its one `ResourceMetrics`: the receiver's scope first,
+/// then one scope per `otel_scope_name`/`otel_scope_version`, with `otel_scope_info`'s
+/// labels as scope attributes.
+pub fn resource_metrics(
+    resource: Resource,
+    metrics: Vec<(ScopeKey, Metric)>,
+    scope_attributes: &HashMap<ScopeKey, Vec<(String, String)>>,
+) -> ResourceMetrics {
+    let mut scopes: Vec<ScopeMetrics> = Vec::new();
+    let mut index: HashMap<ScopeKey, usize> = HashMap::new();
+    let own: ScopeKey = (String::new(), String::new());
+    for (key, metric) in
+        std::iter::once((own, None)).chain(metrics.into_iter().map(|(k, m)| (k, Some(m))))
+    {
+        let at = *index.entry(key.clone()).or_insert_with(|| {
+            let (name, version) = if key.0.is_empty() {
+                (SCOPE_NAME.to_owned(), env!("CARGO_PKG_VERSION").to_owned())
+            } else {
+                key.clone()
+            };
+            let attributes = scope_attributes
+                .get(&key)
+                .map(|a| a.iter().map(|(k, v)| kv(k, v)).collect())
+                .unwrap_or_default();
+            scopes.push(ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name,
+                    version,
+                    attributes,
+                    dropped_attributes_count: 0,
+                }),
+                metrics: Vec::new(),
+                schema_url: String::new(),
+            });
+            scopes.len() - 1
+        });
+        if let Some(m) = metric {
+            scopes[at].metrics.push(m);
+        }
+    }
     ResourceMetrics {
         resource: Some(resource),
-        scope_metrics: vec![ScopeMetrics {
-            scope: Some(InstrumentationScope {
-                name: SCOPE_NAME.to_owned(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                attributes: Vec::new(),
-                dropped_attributes_count: 0,
-            }),
-            metrics,
-            schema_url: String::new(),
-        }],
+        scope_metrics: scopes,
         schema_url: String::new(),
     }
 }

@@ -159,6 +159,8 @@ impl ReceiverFactory for Factory {
                 interval: job.interval,
                 timeout: job.timeout,
                 extra_scrape_metrics: config.report_extra_scrape_metrics,
+                start_time_metric: start_time_metric(&config)?,
+                trim_metric_suffixes: config.trim_metric_suffixes,
             };
             let ctx = scrape::JobContext::new(
                 &settings.id.to_string(),
@@ -175,6 +177,22 @@ impl ReceiverFactory for Factory {
             tasks: TaskTracker::new(),
         }))
     }
+}
+
+/// The regex of `start_time_metric_regex` (default `process_start_time_seconds`) when
+/// `use_start_time_metric` is on.
+fn start_time_metric(config: &Config) -> Result<Option<regex::Regex>, ComponentError> {
+    if !config.use_start_time_metric {
+        return Ok(None);
+    }
+    let source = if config.start_time_metric_regex.is_empty() {
+        "^process_start_time_seconds$"
+    } else {
+        config.start_time_metric_regex.as_str()
+    };
+    regex::Regex::new(source)
+        .map(Some)
+        .map_err(|e| ComponentError::Other(format!("invalid start_time_metric_regex: {e}")))
 }
 
 /// A running `prometheus` receiver.

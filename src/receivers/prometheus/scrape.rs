@@ -257,7 +257,11 @@ async fn scrape_loop(
             () = removed.cancelled() => {
                 let stale = state.stale_all(now_ms());
                 if !stale.is_empty() {
-                    let rm = convert::resource_metrics(convert::resource(&info, &[]), stale);
+                    let rm = convert::resource_metrics(
+                        convert::resource(&info, &[]),
+                        stale,
+                        &HashMap::new(),
+                    );
                     deliver(&ctx, rm).await;
                 }
                 return;
@@ -299,17 +303,19 @@ pub async fn scrape_once(
         Ok(state.convert(&families, info, &ctx.options, scrape_ms)?)
     });
     let duration = started.elapsed();
-    let (mut metrics, extra, report) = match outcome {
-        Ok((metrics, extra, stats)) => (
-            metrics,
-            extra,
-            Report {
-                up: true,
-                duration,
-                stats,
-                body_bytes,
-            },
-        ),
+    let (mut converted, report) = match outcome {
+        Ok(converted) => {
+            let stats = converted.stats;
+            (
+                converted,
+                Report {
+                    up: true,
+                    duration,
+                    stats,
+                    body_bytes,
+                },
+            )
+        }
         Err(e) => {
             tracing::warn!(
                 receiver = %ctx.receiver,
@@ -320,8 +326,10 @@ pub async fn scrape_once(
                 "Failed to scrape Prometheus endpoint"
             );
             (
-                state.stale_all(scrape_ms),
-                Vec::new(),
+                convert::Converted {
+                    metrics: state.stale_all(scrape_ms),
+                    ..convert::Converted::default()
+                },
                 Report {
                     up: false,
                     duration,
@@ -331,13 +339,17 @@ pub async fn scrape_once(
             )
         }
     };
-    metrics.extend(convert::report_metrics(
-        info,
-        &ctx.options,
-        &report,
-        scrape_ms,
-    ));
-    convert::resource_metrics(convert::resource(info, &extra), metrics)
+    let own: convert::ScopeKey = (String::new(), String::new());
+    converted.metrics.extend(
+        convert::report_metrics(info, &ctx.options, &report, scrape_ms)
+            .into_iter()
+            .map(|m| (own.clone(), m)),
+    );
+    convert::resource_metrics(
+        convert::resource(info, &converted.target_info),
+        converted.metrics,
+        &converted.scope_attributes,
+    )
 }
 
 fn read_secret(path: &str) -> Result<String, ScrapeError> {

@@ -335,7 +335,10 @@ fn convert(state: &mut TargetState, body: &str, options: &Options, at_ms: i64) -
     state
         .convert(&families, &target_info(), options, at_ms)
         .unwrap()
-        .0
+        .metrics
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect()
 }
 
 #[test]
@@ -385,9 +388,13 @@ fn target_labels_win_unless_honor_labels_and_limits_fail_the_scrape() {
     let body = "m{job=\"scraped\",instance=\"x\",a=\"1\",empty=\"\"} 1 5000\n";
     let families = parse::parse(body, Format::Prometheus).unwrap();
     let mut state = TargetState::default();
-    let (metrics, _, stats) = state
+    let converted = state
         .convert(&families, &target_info(), &Options::default(), 9000)
         .unwrap();
+    let (metrics, stats): (Vec<Metric>, _) = (
+        converted.metrics.into_iter().map(|(_, m)| m).collect(),
+        converted.stats,
+    );
     let m = &metrics[0];
     let Some(metric::Data::Gauge(g)) = &m.data else {
         panic!()
@@ -404,9 +411,13 @@ fn target_labels_win_unless_honor_labels_and_limits_fail_the_scrape() {
         honor_timestamps: true,
         ..Options::default()
     };
-    let (metrics, _, _) = TargetState::default()
+    let metrics: Vec<Metric> = TargetState::default()
         .convert(&families, &target_info(), &honor, 9000)
-        .unwrap();
+        .unwrap()
+        .metrics
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
     let Some(metric::Data::Gauge(g)) = &metrics[0].data else {
         panic!()
     };
@@ -444,9 +455,11 @@ target_info{region=\"eu\"} 1
 ";
     let families = parse::parse(body, Format::Prometheus).unwrap();
     let mut state = TargetState::default();
-    let (metrics, extra, _) = state
+    let converted = state
         .convert(&families, &target_info(), &Options::default(), 1000)
         .unwrap();
+    let extra = converted.target_info;
+    let metrics: Vec<Metric> = converted.metrics.into_iter().map(|(_, m)| m).collect();
     let rpc = metrics.iter().find(|m| m.name == "rpc").unwrap();
     assert_eq!(rpc.description, "RPC latency.");
     let Some(metric::Data::Summary(s)) = &rpc.data else {
@@ -574,4 +587,499 @@ fn decode_accepts_numbers_where_prometheus_takes_strings() {
     let r: RelabelConfig =
         decode(&yaml("{source_labels: [port], regex: 8100, action: keep}")).unwrap();
     assert_eq!(r.regex.unwrap().source, "8100");
+}
+
+mod running {
+    //! The receiver itself: real HTTP endpoints on 127.0.0.1, a capture consumer behind it.
+
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, ResourceMetrics};
+    use tokio::sync::watch;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::component::{Component, CreateSettings, Host, ReceiverConsumers, ReceiverFactory};
+    use crate::config::ComponentId;
+    use crate::pipeline::{Batch, Capture, Signal};
+
+    /// An exposition endpoint whose answer the test changes; records `Accept` headers.
+    struct Endpoint {
+        port: u16,
+        answer: Arc<Mutex<(String, String)>>,
+        accepts: Arc<Mutex<Vec<String>>>,
+        stop: CancellationToken,
+    }
+
+    impl Endpoint {
+        async fn start(content_type: &str, body: &str) -> Self {
+            let answer = Arc::new(Mutex::new((content_type.to_owned(), body.to_owned())));
+            let accepts = Arc::new(Mutex::new(Vec::new()));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (a, seen) = (answer.clone(), accepts.clone());
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move |headers: axum::http::HeaderMap| {
+                    let (a, seen) = (a.clone(), seen.clone());
+                    async move {
+                        let accept = headers
+                            .get("accept")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        seen.lock().unwrap().push(accept);
+                        let (ct, body) = a.lock().unwrap().clone();
+                        ([("content-type", ct)], body)
+                    }
+                }),
+            );
+            let stop = CancellationToken::new();
+            let token = stop.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await
+                    .unwrap();
+            });
+            Self {
+                port,
+                answer,
+                accepts,
+                stop,
+            }
+        }
+
+        fn set(&self, content_type: &str, body: &str) {
+            *self.answer.lock().unwrap() = (content_type.to_owned(), body.to_owned());
+        }
+    }
+
+    impl Drop for Endpoint {
+        fn drop(&mut self) {
+            self.stop.cancel();
+        }
+    }
+
+    async fn start(yaml: &str) -> (Arc<dyn Component>, Arc<Capture>) {
+        let capture = Arc::new(Capture::new());
+        let mut consumers = ReceiverConsumers::default();
+        consumers.set(Signal::Metrics, capture.clone());
+        let receiver = super::super::FACTORY
+            .create(
+                &CreateSettings {
+                    id: ComponentId::new("prometheus"),
+                    signal: Signal::Metrics,
+                    pipeline: String::new(),
+                },
+                &yaml_serde::from_str(yaml).unwrap(),
+                consumers,
+            )
+            .unwrap();
+        let (_tx, ready) = watch::channel(true);
+        receiver
+            .start(&Host {
+                ready,
+                shutdown: CancellationToken::new(),
+            })
+            .await
+            .unwrap();
+        (receiver, capture)
+    }
+
+    fn scrapes(capture: &Capture) -> Vec<ResourceMetrics> {
+        capture
+            .batches()
+            .into_iter()
+            .flat_map(|b| match b {
+                Batch::Metrics(rm) => rm,
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    fn instance(rm: &ResourceMetrics) -> String {
+        rm.resource
+            .as_ref()
+            .unwrap()
+            .attributes
+            .iter()
+            .find(|a| a.key == "service.instance.id")
+            .map(|a| crate::pipeline::as_string(a.value.as_ref()))
+            .unwrap_or_default()
+    }
+
+    fn up(rm: &ResourceMetrics) -> Option<f64> {
+        let m = rm.scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == "up")?;
+        match &m.data {
+            Some(metric::Data::Gauge(g)) => match g.data_points[0].value {
+                Some(number_data_point::Value::AsDouble(d)) => Some(d),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn has_metric(rm: &ResourceMetrics, name: &str) -> bool {
+        rm.scope_metrics[0].metrics.iter().any(|m| m.name == name)
+    }
+
+    async fn wait(capture: &Capture, what: &str, check: impl Fn(&[ResourceMetrics]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check(&scrapes(capture)) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn openmetrics_is_negotiated_and_malformed_bodies_fail_only_that_scrape() {
+        let body = "# TYPE kong_bandwidth_bytes counter\n# UNIT kong_bandwidth_bytes bytes\nkong_bandwidth_bytes_total{direction=\"egress\"} 10\n# EOF\n";
+        let ep = Endpoint::start(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            body,
+        )
+        .await;
+        let (receiver, capture) = start(&format!(
+            "config:\n  scrape_configs:\n    - job_name: om\n      scrape_interval: 100ms\n      static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+            ep.port
+        ))
+        .await;
+        wait(&capture, "an OpenMetrics scrape", |s| {
+            s.iter()
+                .any(|rm| has_metric(rm, "kong_bandwidth_bytes_total"))
+        })
+        .await;
+        let rm = scrapes(&capture)
+            .into_iter()
+            .find(|rm| has_metric(rm, "kong_bandwidth_bytes_total"))
+            .unwrap();
+        let m = rm.scope_metrics[0]
+            .metrics
+            .iter()
+            .find(|m| m.name == "kong_bandwidth_bytes_total")
+            .unwrap();
+        assert_eq!(m.unit, "By");
+        assert!(matches!(&m.data, Some(metric::Data::Sum(s)) if s.is_monotonic));
+        assert!(ep.accepts.lock().unwrap()[0]
+            .starts_with("application/openmetrics-text;version=1.0.0;q=0.5"));
+
+        // Missing `# EOF`: the scrape fails (up = 0, series stale), the loop goes on.
+        ep.set("application/openmetrics-text; version=1.0.0", "kong_x 1\n");
+        wait(&capture, "a failed scrape", |s| {
+            s.iter().any(|rm| up(rm) == Some(0.0))
+        })
+        .await;
+        let failed = scrapes(&capture)
+            .into_iter()
+            .find(|rm| up(rm) == Some(0.0))
+            .unwrap();
+        assert!(
+            has_metric(&failed, "kong_bandwidth_bytes_total"),
+            "stale marker"
+        );
+        ep.set("text/plain; version=0.0.4", "recovered 1\n");
+        wait(&capture, "recovery", |s| {
+            s.iter().any(|rm| has_metric(rm, "recovered"))
+        })
+        .await;
+        receiver.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn body_size_limit_fails_the_scrape() {
+        let big = format!("big{{v=\"{}\"}} 1\n", "x".repeat(4096));
+        let ep = Endpoint::start("text/plain; version=0.0.4", &big).await;
+        let (receiver, capture) = start(&format!(
+            "config:\n  scrape_configs:\n    - job_name: b\n      scrape_interval: 100ms\n      body_size_limit: 1KB\n      static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+            ep.port
+        ))
+        .await;
+        wait(&capture, "a failed scrape", |s| {
+            s.iter().any(|rm| up(rm) == Some(0.0))
+        })
+        .await;
+        assert!(scrapes(&capture).iter().all(|rm| !has_metric(rm, "big")));
+        receiver.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn file_sd_reloads_when_the_file_changes() {
+        let a = Endpoint::start("text/plain", "from_a 1\n").await;
+        let b = Endpoint::start("text/plain", "from_b 1\n").await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("targets.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "- targets: ['127.0.0.1:{}']\n  labels: {{team: a}}\n",
+                a.port
+            ),
+        )
+        .unwrap();
+        let (receiver, capture) = start(&format!(
+            "config:\n  scrape_configs:\n    - job_name: f\n      scrape_interval: 100ms\n      file_sd_configs: [{{files: ['{}/*.yaml']}}]\n",
+            dir.path().display()
+        ))
+        .await;
+        let a_instance = format!("127.0.0.1:{}", a.port);
+        let b_instance = format!("127.0.0.1:{}", b.port);
+        wait(&capture, "a scrape of the first target", |s| {
+            s.iter()
+                .any(|rm| instance(rm) == a_instance && has_metric(rm, "from_a"))
+        })
+        .await;
+        // Replace the file's content (the size changes with the port digits or not, the
+        // modification time does).
+        std::fs::write(
+            &file,
+            format!(
+                "- targets: ['127.0.0.1:{}']\n  labels: {{team: b}}\n",
+                b.port
+            ),
+        )
+        .unwrap();
+        wait(&capture, "a scrape of the new target", |s| {
+            s.iter()
+                .any(|rm| instance(rm) == b_instance && has_metric(rm, "from_b"))
+        })
+        .await;
+        // The old target stopped with stale markers.
+        wait(&capture, "stale markers of the old target", |s| {
+            s.iter().any(|rm| {
+                instance(rm) == a_instance
+                    && rm.scope_metrics[0].metrics.iter().any(|m| {
+                        matches!(&m.data, Some(metric::Data::Gauge(g)) if m.name == "from_a" && g.data_points[0].flags == 1)
+                    })
+            })
+        })
+        .await;
+        receiver.shutdown().await.unwrap();
+    }
+}
+
+#[test]
+fn otel_scope_labels_choose_the_scope() {
+    let body = "# TYPE otel_scope_info gauge
+otel_scope_info{otel_scope_name=\"kong\",otel_scope_version=\"3.9\",team=\"edge\"} 1
+# TYPE requests_total counter
+requests_total{otel_scope_name=\"kong\",otel_scope_version=\"3.9\",route=\"a\"} 1
+other 2
+";
+    let families = parse::parse(body, Format::Prometheus).unwrap();
+    let converted = TargetState::default()
+        .convert(&families, &target_info(), &Options::default(), 1000)
+        .unwrap();
+    let rm = super::convert::resource_metrics(
+        super::convert::resource(&target_info(), &[]),
+        converted.metrics,
+        &converted.scope_attributes,
+    );
+    assert_eq!(rm.scope_metrics.len(), 2);
+    let own = rm.scope_metrics[0].scope.as_ref().unwrap();
+    assert_eq!(own.name, super::convert::SCOPE_NAME);
+    assert_eq!(rm.scope_metrics[0].metrics[0].name, "other");
+    let kong = &rm.scope_metrics[1];
+    let scope = kong.scope.as_ref().unwrap();
+    assert_eq!(
+        (scope.name.as_str(), scope.version.as_str()),
+        ("kong", "3.9")
+    );
+    assert_eq!(scope.attributes[0].key, "team");
+    assert_eq!(kong.metrics.len(), 1);
+    let Some(metric::Data::Sum(s)) = &kong.metrics[0].data else {
+        panic!()
+    };
+    let keys: Vec<&str> = s.data_points[0]
+        .attributes
+        .iter()
+        .map(|a| a.key.as_str())
+        .collect();
+    assert_eq!(keys, vec!["route"]);
+}
+
+#[test]
+fn use_start_time_metric_sets_every_cumulative_start() {
+    let options = Options {
+        start_time_metric: Some(regex::Regex::new("^process_start_time_seconds$").unwrap()),
+        ..Options::default()
+    };
+    let body = "process_start_time_seconds 1700000000.5\n# TYPE c_total counter\nc_total 3\n";
+    let mut state = TargetState::default();
+    let metrics = convert(&mut state, body, &options, 1_800_000_000_000);
+    assert_eq!(values(&metrics, "c_total")[0].0, 1_700_000_000_500_000_000);
+    let families = parse::parse("# TYPE c_total counter\nc_total 3\n", Format::Prometheus).unwrap();
+    assert_eq!(
+        state
+            .convert(&families, &target_info(), &options, 0)
+            .unwrap_err(),
+        super::convert::LimitError::NoStartTimeMetric
+    );
+}
+
+#[test]
+fn trim_metric_suffixes_drops_total_and_units() {
+    let options = Options {
+        trim_metric_suffixes: true,
+        ..Options::default()
+    };
+    let body = "# TYPE kong_bandwidth_bytes_total counter\nkong_bandwidth_bytes_total 1\n# TYPE g_total gauge\ng_total 1\n";
+    let metrics = convert(&mut TargetState::default(), body, &options, 1);
+    let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+    // Without a UNIT only `_total` goes, and only from sums.
+    assert_eq!(names, vec!["kong_bandwidth_bytes", "g_total"]);
+    let om = "# TYPE kong_latency_seconds gauge\n# UNIT kong_latency_seconds seconds\nkong_latency_seconds 1\n# EOF\n";
+    let families = parse::parse(om, Format::OpenMetrics).unwrap();
+    let converted = TargetState::default()
+        .convert(&families, &target_info(), &options, 1)
+        .unwrap();
+    assert_eq!(converted.metrics[0].1.name, "kong_latency");
+    assert_eq!(converted.metrics[0].1.unit, "s");
+}
+
+#[tokio::test]
+async fn the_seed_receiver_starts_outside_a_cluster_and_stops() {
+    use crate::component::{CreateSettings, Host, ReceiverConsumers, ReceiverFactory};
+    let mut consumers = ReceiverConsumers::default();
+    consumers.set(
+        crate::pipeline::Signal::Metrics,
+        std::sync::Arc::new(crate::pipeline::Capture::new()),
+    );
+    let section = yaml(
+        "config:
+  scrape_configs:
+    - job_name: 'otel-collector'
+      scrape_interval: 5s
+      kubernetes_sd_configs:
+        - role: pod
+      authorization:
+        credentials_file: /var/run/secrets/kubernetes.io/serviceaccount/token
+",
+    );
+    let receiver = super::FACTORY
+        .create(
+            &CreateSettings {
+                id: crate::config::ComponentId::new("prometheus"),
+                signal: crate::pipeline::Signal::Metrics,
+                pipeline: String::new(),
+            },
+            &section,
+            consumers,
+        )
+        .unwrap();
+    let (_tx, ready) = tokio::sync::watch::channel(true);
+    receiver
+        .start(&Host {
+            ready,
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        })
+        .await
+        .unwrap();
+    // Without KUBERNETES_SERVICE_HOST discovery logs and yields no targets; nothing breaks.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    receiver.shutdown().await.unwrap();
+}
+
+#[test]
+fn scrape_config_files_add_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kong.yml"),
+        "scrape_configs:\n  - job_name: kong\n    static_configs: [{targets: ['k:8100']}]\n",
+    )
+    .unwrap();
+    let c = config(&format!(
+        "config:\n  scrape_config_files: ['{}/*.yml']\n  scrape_configs: [{{job_name: a}}]\n",
+        dir.path().display()
+    ))
+    .unwrap();
+    let names: Vec<&str> = c
+        .config
+        .scrape_configs
+        .iter()
+        .map(|s| s.job_name.as_str())
+        .collect();
+    assert_eq!(names, vec!["a", "kong"]);
+    std::fs::write(
+        dir.path().join("dup.yml"),
+        "scrape_configs:\n  - job_name: a\n",
+    )
+    .unwrap();
+    let err = config(&format!(
+        "config:\n  scrape_config_files: ['{}/*.yml']\n  scrape_configs: [{{job_name: a}}]\n",
+        dir.path().display()
+    ))
+    .unwrap_err();
+    assert!(
+        err.message.contains("found multiple scrape configs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn service_endpoints_and_node_roles() {
+    use super::discovery::kubernetes::{endpoints_group, node_group, service_group};
+    let svc: serde_json::Value = serde_json::from_str(
+        r#"{"metadata":{"name":"kong-proxy","namespace":"kong","labels":{"app":"kong"}},
+            "spec":{"type":"ClusterIP","clusterIP":"10.96.0.5","ports":[{"name":"status","port":8100,"protocol":"TCP"}]}}"#,
+    )
+    .unwrap();
+    let g = service_group(&svc);
+    assert_eq!(
+        g.targets[0].get("__address__"),
+        Some("kong-proxy.kong.svc:8100")
+    );
+    assert_eq!(
+        g.targets[0].get("__meta_kubernetes_service_cluster_ip"),
+        Some("10.96.0.5")
+    );
+    assert_eq!(
+        g.labels.get("__meta_kubernetes_service_label_app"),
+        Some("kong")
+    );
+
+    let ep: serde_json::Value = serde_json::from_str(
+        r#"{"metadata":{"name":"kong-proxy","namespace":"kong"},
+            "subsets":[{"addresses":[{"ip":"10.0.0.7","nodeName":"n1","targetRef":{"kind":"Pod","name":"kong-kong-1"}}],
+                        "notReadyAddresses":[{"ip":"10.0.0.8"}],
+                        "ports":[{"name":"status","port":8100}]}]}"#,
+    )
+    .unwrap();
+    let g = endpoints_group(&ep);
+    assert_eq!(g.targets.len(), 2);
+    assert_eq!(g.targets[0].get("__address__"), Some("10.0.0.7:8100"));
+    assert_eq!(
+        g.targets[0].get("__meta_kubernetes_endpoint_ready"),
+        Some("true")
+    );
+    assert_eq!(
+        g.targets[0].get("__meta_kubernetes_endpoint_address_target_name"),
+        Some("kong-kong-1")
+    );
+    assert_eq!(
+        g.targets[1].get("__meta_kubernetes_endpoint_ready"),
+        Some("false")
+    );
+
+    let node: serde_json::Value = serde_json::from_str(
+        r#"{"metadata":{"name":"n1","labels":{"kubernetes.io/os":"linux"}},
+            "status":{"addresses":[{"type":"Hostname","address":"n1"},{"type":"InternalIP","address":"192.0.2.10"}],
+                      "daemonEndpoints":{"kubeletEndpoint":{"Port":10250}}}}"#,
+    )
+    .unwrap();
+    let g = node_group(&node);
+    assert_eq!(g.targets[0].get("__address__"), Some("192.0.2.10:10250"));
+    assert_eq!(g.targets[0].get("instance"), Some("n1"));
+    assert_eq!(
+        g.targets[0].get("__meta_kubernetes_node_address_InternalIP"),
+        Some("192.0.2.10")
+    );
+    assert_eq!(
+        g.labels
+            .get("__meta_kubernetes_node_label_kubernetes_io_os"),
+        Some("linux")
+    );
 }

@@ -581,7 +581,7 @@ pub fn endpoints_group(ep: &Value) -> TargetGroup {
 fn resource(role: &str) -> (&'static str, bool, fn(&Value) -> TargetGroup) {
     match role {
         "service" => ("services", true, service_group),
-        "endpoints" | "endpointslice" => ("endpoints", true, endpoints_group),
+        "endpoints" => ("endpoints", true, endpoints_group),
         "node" => ("nodes", false, node_group),
         _ => ("pods", true, pod_group),
     }

@@ -91,6 +91,7 @@ pub struct Sample {
     /// The full sample name (`http_requests_total`, `latency_bucket`).
     pub name: String,
     /// Labels in exposition order.
+    #[serde(serialize_with = "label_map")]
     pub labels: Vec<(String, String)>,
     /// The value.
     #[serde(serialize_with = "float")]
@@ -107,6 +108,15 @@ impl Sample {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+fn label_map<S: serde::Serializer>(labels: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap as _;
+    let mut map = s.serialize_map(Some(labels.len()))?;
+    for (k, v) in labels {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
 }
 
 fn float<S: serde::Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
@@ -182,6 +192,47 @@ pub(crate) fn family_of<'a>(sample: &str, family: &'a str, kind: MetricType) -> 
     }
     let rest = sample.strip_prefix(family)?;
     kind.suffixes().contains(&rest).then_some(family)
+}
+
+/// Why `otelpipe debug parse-metrics` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// `--format` is neither `prometheus` nor `openmetrics`.
+    #[error("unknown format {0:?}; expected prometheus or openmetrics")]
+    Format(String),
+    /// stdin could not be read, was not UTF-8 or was too large.
+    #[error("read stdin: {0}")]
+    Read(String),
+    /// The exposition is malformed.
+    #[error("invalid exposition: {0}")]
+    Parse(#[from] ParseError),
+}
+
+/// Largest exposition the CLI reads.
+const CLI_MAX_BYTES: u64 = 256 << 20;
+
+/// `otelpipe debug parse-metrics`: reads an exposition from `input`, returns its families
+/// as pretty JSON.
+///
+/// # Errors
+/// A bad `format`, unreadable input, or the first malformed line.
+pub fn cli(input: impl std::io::Read, format: &str) -> Result<String, CliError> {
+    use std::io::Read as _;
+    let format = match format {
+        "prometheus" | "text" => Format::Prometheus,
+        "openmetrics" => Format::OpenMetrics,
+        other => return Err(CliError::Format(other.to_owned())),
+    };
+    let mut body = String::new();
+    input
+        .take(CLI_MAX_BYTES + 1)
+        .read_to_string(&mut body)
+        .map_err(|e| CliError::Read(e.to_string()))?;
+    if body.len() as u64 > CLI_MAX_BYTES {
+        return Err(CliError::Read("larger than 256 MiB".to_owned()));
+    }
+    let families = parse(&body, format)?;
+    serde_json::to_string_pretty(&families).map_err(|e| CliError::Read(e.to_string()))
 }
 
 #[cfg(test)]
