@@ -263,10 +263,14 @@ impl Accumulator {
 
     /// Removes expired series and returns the live ones, sharing their data.
     pub fn snapshot(&mut self, now: Instant) -> Vec<Arc<Series>> {
+        self.expire(now);
+        self.series.values().cloned().collect()
+    }
+
+    fn expire(&mut self, now: Instant) {
         if let Some(oldest) = now.checked_sub(self.expiration) {
             self.series.retain(|_, s| s.updated >= oldest);
         }
-        self.series.values().cloned().collect()
     }
 
     /// Takes every point of `resources`.
@@ -543,8 +547,12 @@ impl Accumulator {
             return;
         }
         if self.series.len() >= self.limit {
-            outcome.dropped += 1;
-            return;
+            // Expired series make room before new ones are refused.
+            self.expire(now);
+            if self.series.len() >= self.limit {
+                outcome.dropped += 1;
+                return;
+            }
         }
         let Some(labels) = ctx.labels(attributes, &self.naming.const_labels) else {
             outcome.collisions += 1;

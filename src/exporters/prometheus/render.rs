@@ -143,18 +143,19 @@ fn write_family(out: &mut String, name: &str, family: &Family<'_>, options: Opti
         _ => name,
     };
     write_header(out, family_name, family.help, family.kind, om);
+    let total = format!("{family_name}_total");
+    let created = format!("{family_name}_created");
+    let bucket = format!("{name}_bucket");
+    let sum_name = format!("{name}_sum");
+    let count_name = format!("{name}_count");
+    let counter_om = family.kind == Kind::Counter && om;
     for s in &family.series {
         let ts = options.send_timestamps.then_some(s.time);
         match &s.value {
             Value::Number(n) => {
-                let sample = if family.kind == Kind::Counter && om {
-                    format!("{family_name}_total")
-                } else {
-                    name.to_owned()
-                };
-                sample_line(out, &sample, &s.labels, None, n.as_f64(), ts, om);
-                if family.kind == Kind::Counter && om && s.start > 0 {
-                    let created = format!("{family_name}_created");
+                let sample = if counter_om { total.as_str() } else { name };
+                sample_line(out, sample, &s.labels, None, n.as_f64(), ts, om);
+                if counter_om && s.start > 0 {
                     sample_line(out, &created, &s.labels, None, s.start as f64 / 1e9, ts, om);
                 }
             }
@@ -164,7 +165,6 @@ fn write_family(out: &mut String, name: &str, family: &Family<'_>, options: Opti
                 bounds,
                 buckets,
             } => {
-                let bucket = format!("{name}_bucket");
                 for (le, cumulative) in cumulative_buckets(bounds, buckets) {
                     sample_count(
                         out,
@@ -185,16 +185,8 @@ fn write_family(out: &mut String, name: &str, family: &Family<'_>, options: Opti
                     ts,
                     om,
                 );
-                sample_line(out, &format!("{name}_sum"), &s.labels, None, *sum, ts, om);
-                sample_count(
-                    out,
-                    &format!("{name}_count"),
-                    &s.labels,
-                    None,
-                    *count,
-                    ts,
-                    om,
-                );
+                sample_line(out, &sum_name, &s.labels, None, *sum, ts, om);
+                sample_count(out, &count_name, &s.labels, None, *count, ts, om);
             }
             Value::Summary {
                 count,
@@ -204,16 +196,8 @@ fn write_family(out: &mut String, name: &str, family: &Family<'_>, options: Opti
                 for (q, v) in quantiles {
                     sample_line(out, name, &s.labels, Some(("quantile", *q)), *v, ts, om);
                 }
-                sample_line(out, &format!("{name}_sum"), &s.labels, None, *sum, ts, om);
-                sample_count(
-                    out,
-                    &format!("{name}_count"),
-                    &s.labels,
-                    None,
-                    *count,
-                    ts,
-                    om,
-                );
+                sample_line(out, &sum_name, &s.labels, None, *sum, ts, om);
+                sample_count(out, &count_name, &s.labels, None, *count, ts, om);
             }
         }
     }
@@ -261,13 +245,17 @@ fn write_labels_as(
         first = false;
         out.push_str(k);
         out.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
+        if v.contains(['\\', '"', '\n']) {
+            for c in v.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
             }
+        } else {
+            out.push_str(v);
         }
         out.push('"');
     }
@@ -341,6 +329,14 @@ pub fn write_value(out: &mut String, f: f64, om: bool) {
     }
     if f.is_infinite() {
         out.push_str(if f > 0.0 { "+Inf" } else { "-Inf" });
+        return;
+    }
+    if f.fract() == 0.0 && f.abs() < 1e6 && !(f == 0.0 && f.is_sign_negative()) {
+        // Integral values below Go's exponent threshold print as integers.
+        write!(out, "{}", f as i64).unwrap_or(());
+        if om {
+            out.push_str(".0");
+        }
         return;
     }
     let start = out.len();

@@ -802,3 +802,24 @@ fn series_kinds_follow_otel_types() {
     let s = acc.snapshot(Instant::now());
     assert_eq!((s[0].name.as_str(), s[0].kind), ("updown", Kind::Gauge));
 }
+
+#[test]
+fn series_count_is_bounded_and_expired_series_make_room() {
+    let mut acc = Accumulator::with_limit(Naming::default(), Duration::from_secs(60), 2);
+    let t0 = Instant::now();
+    let g = |name: &str| resources(vec![], vec![gauge(name, "", vec![point(0, 1, 1, vec![])])]);
+    acc.accumulate(&g("a"), t0);
+    acc.accumulate(&g("b"), t0 + Duration::from_secs(30));
+    let outcome = acc.accumulate(&g("c"), t0 + Duration::from_secs(40));
+    assert_eq!((outcome.accepted, outcome.dropped), (0, 1));
+    // `a` has expired by now, so `c` takes its place.
+    let outcome = acc.accumulate(&g("c"), t0 + Duration::from_secs(61));
+    assert_eq!(outcome.accepted, 1);
+    let mut names: Vec<String> = acc
+        .snapshot(t0 + Duration::from_secs(61))
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["b", "c"]);
+}
