@@ -1,7 +1,7 @@
 //! The running configuration: built once per change, swapped atomically, read lock-free.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,88 +15,11 @@ use crate::conf::KongConf;
 use crate::declarative::model::{Model, Plugin as PluginEntity};
 use crate::declarative::Config;
 use crate::plugins::{self, Plugin, PluginList};
+use crate::proxy::balancer::Balancer;
 use crate::proxy::body::ProxyBody;
 
 /// The upstream HTTP client (pooled, keep-alive).
 pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
-
-/// One target of an upstream entity.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// Host name or IP.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Weight.
-    pub weight: u32,
-}
-
-/// Weighted round-robin over an upstream entity's targets: a precomputed, interleaved
-/// schedule (smooth weighted round-robin) walked with one atomic counter.
-#[derive(Debug)]
-pub struct Balancer {
-    peers: Vec<Peer>,
-    schedule: Vec<usize>,
-    next: AtomicUsize,
-    /// Host header override.
-    pub host_header: Option<String>,
-}
-
-impl Balancer {
-    /// The next peer, or `None` when no target has weight.
-    pub fn next(&self) -> Option<&Peer> {
-        if self.schedule.is_empty() {
-            return None;
-        }
-        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.schedule.len();
-        self.peers.get(self.schedule[slot])
-    }
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
-/// Largest schedule built; weights are scaled down to fit.
-const MAX_SCHEDULE: u32 = 10_000;
-
-/// The smooth weighted round-robin order of `peers` (nginx's algorithm), one cycle long.
-fn schedule(peers: &[Peer]) -> Vec<usize> {
-    let divisor = peers.iter().map(|p| p.weight).fold(0, gcd).max(1);
-    let mut weights: Vec<i64> = peers
-        .iter()
-        .map(|p| i64::from(p.weight / divisor))
-        .collect();
-    let total: i64 = weights.iter().sum();
-    if total > i64::from(MAX_SCHEDULE) {
-        let scale = total as f64 / f64::from(MAX_SCHEDULE);
-        for w in weights.iter_mut() {
-            *w = ((*w as f64 / scale).round() as i64).max(1);
-        }
-    }
-    let total: i64 = weights.iter().sum();
-    let mut current = vec![0i64; weights.len()];
-    let mut out = Vec::with_capacity(total as usize);
-    for _ in 0..total {
-        for (c, w) in current.iter_mut().zip(&weights) {
-            *c += w;
-        }
-        let Some((best, _)) = current
-            .iter()
-            .enumerate()
-            .max_by_key(|(i, c)| (**c, -(*i as i64)))
-        else {
-            break;
-        };
-        current[best] -= total;
-        out.push(best);
-    }
-    out
-}
 
 /// A built plugin instance and its scope.
 #[derive(Clone)]
@@ -143,28 +66,12 @@ impl Runtime {
         let router = crate::router::Router::new(&model.routes, &model.services);
         let mut balancers = HashMap::new();
         for upstream in &model.upstreams {
-            let peers: Vec<Peer> = model
+            let targets: Vec<&crate::declarative::model::Target> = model
                 .targets
                 .iter()
-                .filter(|t| t.upstream.id == upstream.id && t.weight > 0)
-                .filter_map(|t| {
-                    let (host, port) = t.target.rsplit_once(':')?;
-                    Some(Peer {
-                        host: host.trim_matches(['[', ']']).to_owned(),
-                        port: port.parse().ok()?,
-                        weight: t.weight,
-                    })
-                })
+                .filter(|t| t.upstream.id == upstream.id)
                 .collect();
-            balancers.insert(
-                upstream.name.clone(),
-                Balancer {
-                    schedule: schedule(&peers),
-                    peers,
-                    next: AtomicUsize::new(0),
-                    host_header: upstream.host_header.clone(),
-                },
-            );
+            balancers.insert(upstream.name.clone(), Balancer::new(upstream, &targets));
         }
         let mut clients = HashMap::new();
         for service in &model.services {
@@ -277,17 +184,6 @@ fn build_instances(entities: &[PluginEntity]) -> Vec<Instance> {
 mod tests {
     use super::*;
 
-    fn peers(weights: &[u32]) -> Vec<Peer> {
-        weights
-            .iter()
-            .map(|&weight| Peer {
-                host: "h".into(),
-                port: 1,
-                weight,
-            })
-            .collect()
-    }
-
     struct Named(&'static str, i32);
 
     impl Plugin for Named {
@@ -356,15 +252,6 @@ mod tests {
             .find(|i| Arc::ptr_eq(&i.plugin, &chosen[1]))
             .unwrap();
         assert!(prom.entity.route.is_some() && prom.entity.service.is_some());
-    }
-
-    #[test]
-    fn smooth_weighted_round_robin() {
-        assert_eq!(schedule(&peers(&[100, 100])), vec![0, 1]);
-        assert_eq!(schedule(&peers(&[5, 1, 1])), vec![0, 0, 1, 0, 2, 0, 0]);
-        assert!(schedule(&peers(&[])).is_empty());
-        let big = schedule(&peers(&[65535, 1]));
-        assert!(big.len() <= MAX_SCHEDULE as usize + 1 && big.contains(&1));
     }
 }
 

@@ -106,6 +106,25 @@ pub struct Upstream {
     pub name: String,
     /// Balancing algorithm.
     pub algorithm: String,
+    /// What consistent hashing hashes: `none`, `consumer`, `ip`, `header`, `cookie`, `path`,
+    /// `query_arg`, `uri_capture`.
+    pub hash_on: String,
+    /// What to hash when `hash_on` yields nothing.
+    pub hash_fallback: String,
+    /// Header for `hash_on: header`.
+    pub hash_on_header: Option<String>,
+    /// Header for `hash_fallback: header`.
+    pub hash_fallback_header: Option<String>,
+    /// Cookie for `hash_on: cookie`.
+    pub hash_on_cookie: Option<String>,
+    /// Query argument for `hash_on: query_arg`.
+    pub hash_on_query_arg: Option<String>,
+    /// Query argument for `hash_fallback: query_arg`.
+    pub hash_fallback_query_arg: Option<String>,
+    /// Capture name for `hash_on: uri_capture`.
+    pub hash_on_uri_capture: Option<String>,
+    /// Capture name for `hash_fallback: uri_capture`.
+    pub hash_fallback_uri_capture: Option<String>,
     /// Host header override.
     pub host_header: Option<String>,
 }

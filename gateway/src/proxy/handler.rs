@@ -9,6 +9,7 @@ use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming};
 
+use super::balancer::InFlight;
 use super::body::{self, LoggedBody, ReadTimeout};
 use super::context::RequestContext;
 use super::headers::{self, Forwarded};
@@ -174,9 +175,9 @@ pub async fn handle(
     )
     .await
     {
-        Ok(response) => {
+        Ok((response, in_flight)) => {
             let timeout = Duration::from_millis(service.read_timeout);
-            proxied(&shared, ctx, response, timeout, plugins)
+            proxied(&shared, ctx, response, timeout, in_flight, plugins)
         }
         Err(err) => {
             tracing::debug!(error = %err, "proxy error");
@@ -251,6 +252,7 @@ fn proxied(
     mut ctx: RequestContext,
     response: Response<Incoming>,
     read_timeout: Duration,
+    in_flight: Option<InFlight>,
     plugins: PluginList,
 ) -> GatewayResponse {
     let upstream_latency = ctx.elapsed_ms().saturating_sub(ctx.latencies.kong);
@@ -272,7 +274,11 @@ fn proxied(
     }
     ctx.status = status;
     ctx.response_headers = parts.headers.clone();
-    let upstream_body = body::boxed(ReadTimeout::new(body::boxed(incoming), read_timeout));
+    let upstream_body = body::boxed(ReadTimeout::new(
+        body::boxed(incoming),
+        read_timeout,
+        in_flight,
+    ));
     let body = LoggedBody::new(upstream_body, ctx, Arc::clone(&plugins), finisher(plugins));
     Response::from_parts(parts, body)
 }

@@ -4,6 +4,7 @@
 //! around the router and the upstream call ([`upstream::send`]); the response body streams
 //! through [`body::LoggedBody`], which runs the log phase after the last byte.
 
+pub mod balancer;
 pub mod body;
 pub mod context;
 pub mod dns;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use http::{HeaderMap, Method, Request, Response};
 use hyper::body::Incoming;
 
+use super::balancer::{HashInput, InFlight};
 use super::body::{self, ProxyBody};
 use super::context::{unix_ms, RequestContext, Try};
 use super::dns::DnsCache;
@@ -52,7 +53,7 @@ pub async fn send(
     out: &Outgoing,
     mut request_body: Option<ProxyBody>,
     ctx: &mut RequestContext,
-) -> Result<Response<Incoming>, GatewayError> {
+) -> Result<(Response<Incoming>, Option<InFlight>), GatewayError> {
     if !matches!(service.protocol.as_str(), "http" | "ws") {
         return Err(GatewayError::new(
             ErrorKind::BadGateway,
@@ -66,12 +67,27 @@ pub async fn send(
     let mut statuses: Vec<String> = Vec::new();
     let has_body = request_body.is_some();
     let mut last_error = None;
+    let uri: http::Uri = match balancer {
+        Some(_) => ctx.uri.parse().unwrap_or_default(),
+        None => http::Uri::default(),
+    };
     for attempt in 0..=service.retries {
         let balancer_start = unix_ms();
         let started = std::time::Instant::now();
+        let input = HashInput {
+            client_ip: &ctx.client_ip,
+            headers: &out.headers,
+            path: uri.path(),
+            query: uri.query(),
+            captures: &ctx.uri_captures,
+        };
+        let mut in_flight = None;
         let (host, port) = match balancer {
-            Some(b) => match b.next() {
-                Some(peer) => (peer.host.clone(), peer.port),
+            Some(b) => match b.pick(&input, attempt) {
+                Some((peer, guard)) => {
+                    in_flight = Some(guard);
+                    (peer.host.clone(), peer.port)
+                }
                 None => {
                     return Err(GatewayError::new(
                         ErrorKind::NoPeer,
@@ -112,7 +128,7 @@ pub async fn send(
             Ok(Ok(response)) => {
                 statuses.push(response.status().as_u16().to_string());
                 ctx.upstream_status = statuses.join(", ");
-                return Ok(response);
+                return Ok((response, in_flight));
             }
             Ok(Err(e)) => classify(&e),
             Err(_) => GatewayError::new(ErrorKind::Timeout, Side::Upstream, "read timeout"),

@@ -388,3 +388,26 @@ async fn headers_setting_controls_kong_response_headers() {
     assert_eq!(r.upstream_header("x-kong-request-id"), None);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn consistent_hashing_pins_a_header_value_to_one_target() {
+    let a = echo_server("a").await;
+    let b = echo_server("b").await;
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: sticky\n  algorithm: consistent-hashing\n  hash_on: header\n  hash_on_header: x-user\n  targets:\n  - target: 127.0.0.1:{}\n  - target: 127.0.0.1:{}\nservices:\n- name: sticky\n  host: sticky\n  routes: [{{name: sticky, paths: [/]}}]\n",
+        a.addr.port(),
+        b.addr.port()
+    );
+    let gw = gateway(&yaml, &[]).await;
+    let url = format!("http://127.0.0.1:{}/", gw.proxy[0].port());
+    let mut by_user = std::collections::HashMap::new();
+    for round in 0..3 {
+        for user in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+            let r = get(&url, &[("x-user", user)]).await;
+            let upstream = r.json()["upstream"].as_str().unwrap().to_owned();
+            let first = by_user.entry(user).or_insert_with(|| upstream.clone());
+            assert_eq!(*first, upstream, "{user} moved in round {round}");
+        }
+    }
+    gw.shutdown().await;
+}
