@@ -8,12 +8,14 @@ use std::time::Duration;
 use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming};
+use hyper::upgrade::OnUpgrade;
 
 use super::balancer::InFlight;
 use super::body::{self, LoggedBody, ReadTimeout};
 use super::context::RequestContext;
 use super::headers::{self, Forwarded};
 use super::upstream::{self, Outgoing};
+use super::websocket;
 use crate::error::{self, ErrorKind, GatewayError, Side};
 use crate::plugins::{Exit, PluginList};
 use crate::router::{normalize_path, RequestView};
@@ -36,7 +38,10 @@ pub async fn handle(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let runtime = shared.runtime.load_full();
     let mut ctx = RequestContext::new(peer, listen_port);
-    let (parts, incoming) = req.into_parts();
+    let (mut parts, incoming) = req.into_parts();
+    let downstream_upgrade = websocket::is_upgrade(&parts.headers)
+        .then(|| parts.extensions.remove::<OnUpgrade>())
+        .flatten();
     ctx.method = parts.method.as_str().to_owned();
     ctx.uri = parts
         .uri
@@ -158,6 +163,9 @@ pub async fn handle(
         &shared.conf,
         KONG_VERSION,
     );
+    if downstream_upgrade.is_some() {
+        websocket::set_upgrade_headers(&mut out_headers);
+    }
     ctx.request_headers = out_headers.clone();
     let request_body = (!incoming.is_end_stream()).then(|| body::boxed(incoming));
     let out = Outgoing {
@@ -175,9 +183,21 @@ pub async fn handle(
     )
     .await
     {
-        Ok((response, in_flight)) => {
+        Ok((mut response, in_flight)) => {
+            let upgrade = match downstream_upgrade {
+                Some(downstream) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                    let upstream = hyper::upgrade::on(&mut response);
+                    websocket::splice(downstream, upstream);
+                    response.headers().get(http::header::UPGRADE).cloned()
+                }
+                _ => None,
+            };
             let timeout = Duration::from_millis(service.read_timeout);
-            proxied(&shared, ctx, response, timeout, in_flight, plugins)
+            let mut reply = proxied(&shared, ctx, response, timeout, in_flight, plugins);
+            if let Some(protocol) = upgrade {
+                websocket::restore_response_headers(reply.headers_mut(), protocol);
+            }
+            reply
         }
         Err(err) => {
             tracing::debug!(error = %err, "proxy error");

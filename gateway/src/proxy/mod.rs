@@ -11,3 +11,4 @@ pub mod dns;
 pub mod handler;
 pub mod headers;
 pub mod upstream;
+pub mod websocket;

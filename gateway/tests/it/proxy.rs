@@ -411,3 +411,45 @@ async fn consistent_hashing_pins_a_header_value_to_one_target() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn websocket_upgrades_are_spliced_through() {
+    let upstream = crate::support::upgrade_echo_server().await;
+    let gw = gateway(&coupon_config(upstream.addr.port()), &[]).await;
+    let mut stream = TcpStream::connect(gw.proxy[0]).await.unwrap();
+    stream
+        .write_all(b"GET /coupon/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "connection closed early: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("x-seen-connection: keep-alive, upgrade"),
+        "{head}"
+    );
+    assert!(head.contains("x-seen-upgrade: websocket"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    stream.write_all(b"ping frames").await.unwrap();
+    let mut echoed = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, b"ping frames");
+    gw.shutdown().await;
+}

@@ -240,3 +240,67 @@ pub(crate) async fn send(
 pub(crate) async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     send("GET", url, headers, Bytes::new()).await
 }
+
+/// An upstream that accepts WebSocket upgrades and then echoes raw bytes; the 101 response
+/// reports the `Connection` and `Upgrade` headers it received.
+pub(crate) async fn upgrade_echo_server() -> Echo {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                _ = &mut stopped => break,
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|mut req: Request<Incoming>| async move {
+                    let seen = |name| {
+                        req.headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let (connection, upgrade) = (seen("connection"), seen("upgrade"));
+                    let on_upgrade = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move {
+                        if let Ok(upgraded) = on_upgrade.await {
+                            let mut io = TokioIo::new(upgraded);
+                            let mut buf = [0u8; 1024];
+                            while let Ok(n) = tokio::io::AsyncReadExt::read(&mut io, &mut buf).await
+                            {
+                                if n == 0
+                                    || tokio::io::AsyncWriteExt::write_all(&mut io, &buf[..n])
+                                        .await
+                                        .is_err()
+                                {
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .status(101)
+                            .header("connection", "Upgrade")
+                            .header("upgrade", "websocket")
+                            .header("x-seen-connection", connection)
+                            .header("x-seen-upgrade", upgrade)
+                            .body(Full::new(Bytes::new()))
+                            .unwrap(),
+                    )
+                });
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await
+                    .ok();
+            });
+        }
+    });
+    Echo {
+        addr,
+        stop: Some(stop),
+    }
+}
