@@ -229,11 +229,42 @@ fn join(errors: &[FieldError]) -> String {
     lines.join("; ")
 }
 
-/// Loads and merges declarative files, in order.
+/// The files a path names: the file itself, or for a directory every `.yaml`, `.yml` and
+/// `.json` file below it, sorted by path (as decK reads a directory).
+fn expand(path: &Path) -> Result<Vec<std::path::PathBuf>, LoadError> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let read_error = |source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(read_error)? {
+        let entry = entry.map_err(read_error)?.path();
+        if entry.is_dir() {
+            out.extend(expand(&entry)?);
+        } else if entry
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            out.push(entry);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Loads and merges declarative files (or directories of them), in order.
 pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Result<Config, LoadError> {
-    let mut docs = Vec::new();
+    let mut files = Vec::new();
     for path in paths {
-        let path = path.as_ref();
+        files.extend(expand(path.as_ref())?);
+    }
+    let mut docs = Vec::new();
+    for path in &files {
+        let path = path.as_path();
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
             path: name.clone(),

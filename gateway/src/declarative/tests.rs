@@ -107,6 +107,18 @@ fn seed_files_load_alone_and_merged_with_their_own_select_tags() {
 }
 
 #[test]
+fn a_directory_loads_its_files_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["000-kong-services-routes.yaml", "000-kong-plugins-all.yaml"] {
+        std::fs::copy(fixture(&format!("seeds/{name}")), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "not a config").unwrap();
+    let config = load_files(&[dir.path()]).unwrap();
+    assert_eq!(config.get(Kind::Services).len(), 3);
+    assert_eq!(config.get(Kind::Plugins).len(), 3);
+}
+
+#[test]
 fn seed_fragments_load_after_a_versioned_head() {
     let base = fixture("seeds/base.yaml");
     for fragment in [
