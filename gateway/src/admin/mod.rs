@@ -118,7 +118,7 @@ fn node_info(shared: &Shared) -> Value {
         })
         .collect();
     json!({
-        "version": crate::KONG_VERSION,
+        "version": shared.conf.server_version,
         "tagline": "Welcome to kong",
         "node_id": shared.conf.node_id,
         "configuration": {"database": "off", "router_flavor": "traditional_compatible"},

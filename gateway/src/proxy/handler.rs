@@ -20,7 +20,6 @@ use crate::error::{self, ErrorKind, GatewayError, Side};
 use crate::plugins::{Exit, PluginList};
 use crate::router::{normalize_path, RequestView};
 use crate::state::{Runtime, Shared};
-use crate::KONG_VERSION;
 
 /// The response type of every listener.
 pub type GatewayResponse = Response<LoggedBody>;
@@ -161,7 +160,7 @@ pub async fn handle(
             request_id: &ctx.request_id,
         },
         &shared.conf,
-        KONG_VERSION,
+        &shared.conf.server_version,
     );
     if downstream_upgrade.is_some() {
         websocket::set_upgrade_headers(&mut out_headers);
@@ -283,7 +282,7 @@ fn proxied(
     headers::proxied_response(
         &mut parts.headers,
         &shared.conf,
-        KONG_VERSION,
+        &shared.conf.server_version,
         upstream_latency,
         ctx.latencies.kong,
         status,
@@ -332,7 +331,7 @@ fn kong_generated(
     headers::kong_response(
         headers,
         &shared.conf,
-        KONG_VERSION,
+        &shared.conf.server_version,
         ctx.latencies.kong,
         &ctx.request_id,
     );

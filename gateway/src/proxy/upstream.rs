@@ -124,19 +124,26 @@ pub async fn send(
             .map_err(|e| GatewayError::new(ErrorKind::Internal, Side::Internal, e.to_string()))?;
         ctx.latencies.kong = ctx.elapsed_ms();
         let result = tokio::time::timeout(read_timeout, client.request(request)).await;
-        let error = match result {
+        let (error, connect_failed) = match result {
             Ok(Ok(response)) => {
                 statuses.push(response.status().as_u16().to_string());
                 ctx.upstream_status = statuses.join(", ");
                 return Ok((response, in_flight));
             }
-            Ok(Err(e)) => classify(&e),
-            Err(_) => GatewayError::new(ErrorKind::Timeout, Side::Upstream, "read timeout"),
+            Ok(Err(e)) => (classify(&e), e.is_connect()),
+            Err(_) => (
+                GatewayError::new(ErrorKind::Timeout, Side::Upstream, "read timeout"),
+                false,
+            ),
         };
         let code = error.status();
         statuses.push(code.to_string());
         ctx.upstream_status = statuses.join(", ");
-        let can_retry = error.retry && attempt < service.retries && !has_body;
+        // A request that reached the upstream is only sent again when it is idempotent.
+        let idempotent =
+            !matches!(out.method, Method::POST | Method::PATCH) && out.method.as_str() != "LOCK";
+        let can_retry =
+            error.retry && attempt < service.retries && !has_body && (connect_failed || idempotent);
         if let Some(t) = ctx.tries.last_mut() {
             t.state = Some(if can_retry { "next" } else { "failed" });
             t.code = Some(code);

@@ -453,3 +453,20 @@ async fn websocket_upgrades_are_spliced_through() {
     assert_eq!(&echoed, b"ping frames");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn timeouts_retry_idempotent_requests_only() {
+    let echo = echo_server("a").await;
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: slow\n  host: 127.0.0.1\n  port: {}\n  read_timeout: 200\n  retries: 2\n  routes: [{{name: slow, paths: [/slow], strip_path: false}}]\n",
+        echo.addr.port()
+    );
+    let gw = gateway(&yaml, &[]).await;
+    let url = format!("http://127.0.0.1:{}/slow", gw.proxy[0].port());
+    let hits = || echo.hits.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(get(&url, &[]).await.status, 504);
+    assert_eq!(hits(), 3, "GET: first try + 2 retries");
+    assert_eq!(send("POST", &url, &[], Bytes::new()).await.status, 504);
+    assert_eq!(hits(), 4, "POST is sent once");
+    gw.shutdown().await;
+}

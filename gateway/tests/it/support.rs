@@ -3,6 +3,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +28,8 @@ use tokio::sync::oneshot;
 /// 16 KiB; anything else echoes.
 pub(crate) struct Echo {
     pub(crate) addr: SocketAddr,
+    /// Requests received.
+    pub(crate) hits: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -128,6 +132,8 @@ pub(crate) async fn echo_server(name: &str) -> Echo {
     let addr = listener.local_addr().unwrap();
     let (stop, mut stopped) = oneshot::channel::<()>();
     let name = name.to_owned();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
     tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
@@ -135,9 +141,11 @@ pub(crate) async fn echo_server(name: &str) -> Echo {
                 _ = &mut stopped => break,
             };
             let name = name.clone();
+            let counter = Arc::clone(&counter);
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let name = name.clone();
+                    counter.fetch_add(1, Ordering::Relaxed);
                     async move { Ok::<_, Infallible>(echo(name, req).await) }
                 });
                 hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -149,6 +157,7 @@ pub(crate) async fn echo_server(name: &str) -> Echo {
     });
     Echo {
         addr,
+        hits,
         stop: Some(stop),
     }
 }
@@ -301,6 +310,7 @@ pub(crate) async fn upgrade_echo_server() -> Echo {
     });
     Echo {
         addr,
+        hits: Arc::new(AtomicUsize::new(0)),
         stop: Some(stop),
     }
 }
