@@ -278,6 +278,9 @@ fn proxied(
     ctx.latencies.proxy = Some(upstream_latency);
     ctx.source = "upstream";
     let (mut parts, incoming) = response.into_parts();
+    // The client gets the gateway's HTTP version, not the upstream's (an HTTP/1.0 upstream
+    // still answers an HTTP/1.1 client in HTTP/1.1).
+    parts.version = Version::HTTP_11;
     let status = parts.status.as_u16();
     headers::proxied_response(
         &mut parts.headers,

@@ -470,3 +470,20 @@ async fn timeouts_retry_idempotent_requests_only() {
     assert_eq!(hits(), 4, "POST is sent once");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn http10_upstreams_answer_clients_in_http11_with_their_server_header() {
+    let upstream = crate::support::http10_server().await;
+    let gw = gateway(&coupon_config(upstream.addr.port()), &[]).await;
+    let reply = raw(
+        gw.proxy[0].port(),
+        b"GET /coupon HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    let lower = reply.to_ascii_lowercase();
+    assert!(lower.contains("server: old/1.0"), "{reply}");
+    assert!(lower.contains("via: 1.1 kong/3.9.0"), "{reply}");
+    assert!(reply.ends_with("ok"), "{reply}");
+    gw.shutdown().await;
+}

@@ -314,3 +314,37 @@ pub(crate) async fn upgrade_echo_server() -> Echo {
         stop: Some(stop),
     }
 }
+
+/// An upstream that answers every connection with one HTTP/1.0 response and closes it.
+pub(crate) async fn http10_server() -> Echo {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                _ = &mut stopped => break,
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = b"HTTP/1.0 200 OK\r\nServer: old/1.0\r\nContent-Length: 2\r\n\r\nok";
+                tokio::io::AsyncWriteExt::write_all(&mut stream, reply)
+                    .await
+                    .ok();
+            });
+        }
+    });
+    Echo {
+        addr,
+        hits: Arc::new(AtomicUsize::new(0)),
+        stop: Some(stop),
+    }
+}
