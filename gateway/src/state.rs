@@ -255,12 +255,12 @@ mod tests {
     }
 }
 
-fn config_hash(config: &Config) -> String {
+/// `configuration_hash`: md5 of the stored configuration, 32 zeros when empty.
+pub(crate) fn config_hash(config: &Config) -> String {
     if config.is_empty() {
         return "0".repeat(32);
     }
-    let text = serde_json::to_string(&config.to_json()).unwrap_or_default();
-    Md5::digest(text.as_bytes())
+    Md5::digest(config.digest_input().as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

@@ -265,8 +265,9 @@ async fn config(
                 }
             };
             let _guard = shared.write_lock.lock().await;
-            let next = crate::state::Runtime::build(config.clone(), None);
-            if flag("check_hash") && next.hash == shared.runtime.load().hash {
+            if flag("check_hash")
+                && crate::state::config_hash(&config) == shared.runtime.load().hash
+            {
                 return (StatusCode::NOT_MODIFIED, None);
             }
             let mut out = Map::new();

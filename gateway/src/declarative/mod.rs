@@ -125,6 +125,9 @@ pub struct Config {
     /// `_format_version` of the input (files in 1.1/2.1 are migrated to 3.0 on load).
     pub format_version: String,
     entities: [Vec<Entity>; 8],
+    /// Canonical text of the declarative input this was loaded from (what
+    /// `configuration_hash` digests); `None` after entity-level edits.
+    input: Option<String>,
 }
 
 impl Config {
@@ -133,9 +136,31 @@ impl Config {
         &self.entities[kind.index()]
     }
 
-    /// The entities of `kind`, mutable.
+    /// The entities of `kind`, mutable. Editing entities detaches the configuration from
+    /// the declarative input it was loaded from.
     pub fn get_mut(&mut self, kind: Kind) -> &mut Vec<Entity> {
+        self.input = None;
         &mut self.entities[kind.index()]
+    }
+
+    /// What `configuration_hash` digests: the declarative input as loaded (so the same
+    /// document always gives the same hash), else the entities without load timestamps.
+    pub fn digest_input(&self) -> String {
+        if let Some(input) = &self.input {
+            return input.clone();
+        }
+        let mut doc = self.to_json();
+        if let Value::Object(map) = &mut doc {
+            for list in map.values_mut() {
+                for entity in list.as_array_mut().into_iter().flatten() {
+                    if let Value::Object(e) = entity {
+                        e.remove("created_at");
+                        e.remove("updated_at");
+                    }
+                }
+            }
+        }
+        doc.to_string()
     }
 
     /// Whether no entity is loaded.
@@ -299,6 +324,8 @@ pub fn build(docs: Vec<Document>) -> Result<Config, LoadError> {
         resolve::resolve(&mut config, &mut errors);
     }
     if errors.is_empty() {
+        let bodies: Vec<Value> = docs.into_iter().map(|d| Value::Object(d.body)).collect();
+        config.input = Some(Value::Array(bodies).to_string());
         Ok(config)
     } else {
         Err(LoadError::Invalid(errors))

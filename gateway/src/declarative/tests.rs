@@ -287,3 +287,24 @@ fn json_documents_and_references_by_id_or_object() {
         config.get(Kind::Certificates)[0]["id"]
     );
 }
+
+#[test]
+fn digest_follows_the_input_not_the_load_time() {
+    let text = "_format_version: \"3.0\"\nservices:\n- {name: a, host: h}\n- {host: unnamed}\n";
+    let mut a = load_str("a", text).unwrap();
+    let b = load_str("b", text).unwrap();
+    a.get_mut(Kind::Services)[0].insert("created_at".into(), json!(1));
+    assert_ne!(
+        a.digest_input(),
+        b.digest_input(),
+        "edited entities are digested"
+    );
+    let a = load_str("a", text).unwrap();
+    assert_eq!(a.digest_input(), b.digest_input());
+    let other = load_str(
+        "c",
+        "_format_version: \"3.0\"\nservices:\n- {name: a, host: other}\n",
+    )
+    .unwrap();
+    assert_ne!(other.digest_input(), b.digest_input());
+}
