@@ -487,3 +487,61 @@ async fn http10_upstreams_answer_clients_in_http11_with_their_server_header() {
     assert!(reply.ends_with("ok"), "{reply}");
     gw.shutdown().await;
 }
+
+/// The `Name: value` lines of section `title` of the proxy-headers fixture.
+fn fixture_headers(title: &str) -> Vec<(String, String)> {
+    let text = include_str!("../fixtures/proxy-headers.txt");
+    let start = text.find(title).expect("section") + title.len();
+    let headers = text[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .collect::<Vec<_>>();
+    assert!(headers.len() >= 3, "{title}: {headers:?}");
+    headers
+}
+
+#[tokio::test]
+async fn headers_match_the_kong_transcript() {
+    let echo = echo_server("a").await;
+    let gw = gateway(&coupon_config(echo.addr.port()), &[]).await;
+    let port = gw.proxy[0].port();
+    let client: Vec<(String, String)> = fixture_headers("=== Client request");
+    let client: Vec<(&str, &str)> = client
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r = get(
+        &format!("http://127.0.0.1:{port}/coupon/apply?code=SAVE10"),
+        &client,
+    )
+    .await;
+    assert_eq!(r.json()["uri"], "/apply?code=SAVE10");
+    for (name, value) in fixture_headers("=== Request Kong sends upstream") {
+        let got = r.upstream_header(&name);
+        match name.as_str() {
+            // Set by the opentelemetry plugin, not by the proxy.
+            "traceparent" => continue,
+            "host" => assert_eq!(got.unwrap(), format!("127.0.0.1:{}", echo.addr.port())),
+            "x-forwarded-for" | "x-real-ip" => assert_eq!(got.as_deref(), Some("127.0.0.1")),
+            "x-forwarded-port" => assert_eq!(got.unwrap(), port.to_string()),
+            "x-kong-request-id" => assert!(is_request_id(&got.unwrap())),
+            _ => assert_eq!(got.as_deref(), Some(value.as_str()), "upstream {name}"),
+        }
+    }
+    for (name, value) in fixture_headers("=== Response Kong sends to the client") {
+        let got = r.header(&name);
+        match name.as_str() {
+            // The transcript's upstream is Express; ours is the echo server.
+            "content-length" | "date" | "x-powered-by" | "connection" => continue,
+            "x-kong-upstream-latency" | "x-kong-proxy-latency" => {
+                assert!(got.unwrap().parse::<u64>().is_ok(), "{name}")
+            }
+            "x-kong-request-id" => assert!(is_request_id(got.unwrap())),
+            _ => assert_eq!(got, Some(value.as_str()), "response {name}"),
+        }
+    }
+    gw.shutdown().await;
+}
