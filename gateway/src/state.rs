@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -18,8 +19,8 @@ use crate::plugins::{self, Plugin, PluginList};
 use crate::proxy::balancer::Balancer;
 use crate::proxy::body::ProxyBody;
 
-/// The upstream HTTP client (pooled, keep-alive).
-pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
+/// The upstream HTTP(S) client (pooled, keep-alive).
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
 /// A built plugin instance and its scope.
 #[derive(Clone)]
@@ -45,14 +46,21 @@ pub struct Runtime {
     by_route: HashMap<String, PluginList>,
     /// Clients by connect timeout (ms).
     clients: HashMap<u64, UpstreamClient>,
+    tls: Arc<rustls::ClientConfig>,
     /// `configuration_hash` (32 hex md5; zeros when empty).
     pub hash: String,
 }
 
-fn new_client(connect_timeout: u64) -> UpstreamClient {
+fn new_client(connect_timeout: u64, tls: &Arc<rustls::ClientConfig>) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_millis(connect_timeout)));
     connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(rustls::ClientConfig::clone(tls))
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(512)
@@ -61,7 +69,7 @@ fn new_client(connect_timeout: u64) -> UpstreamClient {
 
 impl Runtime {
     /// Builds the runtime for `config`, reusing `previous`'s connection pools.
-    pub fn build(config: Config, previous: Option<&Self>) -> Self {
+    pub fn build(config: Config, previous: Option<&Self>, tls: &Arc<rustls::ClientConfig>) -> Self {
         let model = Model::of(&config);
         let router = crate::router::Router::new(&model.routes, &model.services);
         let mut balancers = HashMap::new();
@@ -79,7 +87,7 @@ impl Runtime {
             let reused = previous.and_then(|p| p.clients.get(&timeout)).cloned();
             clients
                 .entry(timeout)
-                .or_insert_with(|| reused.unwrap_or_else(|| new_client(timeout)));
+                .or_insert_with(|| reused.unwrap_or_else(|| new_client(timeout, tls)));
         }
         let instances = build_instances(&model.plugins);
         let global: PluginList = select(&instances, None, None).into();
@@ -101,6 +109,7 @@ impl Runtime {
             global,
             by_route,
             clients,
+            tls: Arc::clone(tls),
             hash,
         }
     }
@@ -110,7 +119,7 @@ impl Runtime {
         self.clients
             .get(&connect_timeout)
             .cloned()
-            .unwrap_or_else(|| new_client(connect_timeout))
+            .unwrap_or_else(|| new_client(connect_timeout, &self.tls))
     }
 
     /// Global plugin instances, by priority (rewrite phase, and no-route requests).
@@ -294,21 +303,22 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state starting with `config`.
-    pub fn new(conf: KongConf, config: Config) -> Arc<Self> {
-        Arc::new(Self {
-            runtime: ArcSwap::from_pointee(Runtime::build(config, None)),
+    /// Shared state starting with `config`; fails only when no TLS client can be set up.
+    pub fn new(conf: KongConf, config: Config) -> Result<Arc<Self>, rustls::Error> {
+        let tls = crate::proxy::tls::client_config()?;
+        Ok(Arc::new(Self {
+            runtime: ArcSwap::from_pointee(Runtime::build(config, None, &tls)),
             conf,
             counters: Counters::default(),
             dns: crate::proxy::dns::DnsCache::default(),
             write_lock: tokio::sync::Mutex::new(()),
-        })
+        }))
     }
 
     /// Replaces the running configuration.
     pub fn apply(&self, config: Config) {
         let previous = self.runtime.load();
-        let next = Runtime::build(config, Some(&previous));
+        let next = Runtime::build(config, Some(&previous), &previous.tls);
         self.runtime.store(Arc::new(next));
     }
 }

@@ -10,5 +10,6 @@ pub mod context;
 pub mod dns;
 pub mod handler;
 pub mod headers;
+pub mod tls;
 pub mod upstream;
 pub mod websocket;

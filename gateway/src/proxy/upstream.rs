@@ -54,7 +54,8 @@ pub async fn send(
     mut request_body: Option<ProxyBody>,
     ctx: &mut RequestContext,
 ) -> Result<(Response<Incoming>, Option<InFlight>), GatewayError> {
-    if !matches!(service.protocol.as_str(), "http" | "ws") {
+    let tls = matches!(service.protocol.as_str(), "https" | "wss");
+    if !tls && !matches!(service.protocol.as_str(), "http" | "ws") {
         return Err(GatewayError::new(
             ErrorKind::BadGateway,
             Side::Internal,
@@ -114,7 +115,18 @@ pub async fn send(
             code: None,
         });
         let body = request_body.take().unwrap_or_else(body::empty);
-        let uri = format!("http://{addr}{}", out.path_and_query);
+        // TLS connections name the host (SNI) and pool per host; plain ones connect to the
+        // resolved address directly.
+        let uri = if tls {
+            let host = if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            };
+            format!("https://{host}:{port}{}", out.path_and_query)
+        } else {
+            format!("http://{addr}{}", out.path_and_query)
+        };
         let mut builder = Request::builder().method(out.method.clone()).uri(uri);
         if let Some(h) = builder.headers_mut() {
             *h = out.headers.clone();

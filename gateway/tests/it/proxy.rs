@@ -545,3 +545,26 @@ async fn headers_match_the_kong_transcript() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn https_services_are_reached_over_tls_with_the_host_as_sni() {
+    let (upstream, _certs) = crate::support::tls_echo_server().await;
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: secure\n  url: https://localhost:{}/api\n  routes: [{{name: secure, paths: [/secure]}}]\n",
+        upstream.addr.port()
+    );
+    let gw = gateway(&yaml, &[]).await;
+    let url = format!("http://127.0.0.1:{}/secure/items?x=1", gw.proxy[0].port());
+    for _ in 0..3 {
+        let r = get(&url, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let report = r.json();
+        assert_eq!(report["sni"], "localhost");
+        assert_eq!(report["uri"], "/api/items?x=1");
+        assert_eq!(
+            report["host"],
+            format!("localhost:{}", upstream.addr.port())
+        );
+    }
+    gw.shutdown().await;
+}

@@ -348,3 +348,84 @@ pub(crate) async fn http10_server() -> Echo {
         stop: Some(stop),
     }
 }
+
+/// An HTTPS upstream with a self-signed certificate for `localhost` (made with the openssl
+/// CLI); it answers with the TLS server name (SNI) and the request URI it received.
+pub(crate) async fn tls_echo_server() -> (Echo, tempfile::TempDir) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                _ = &mut stopped => break,
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().unwrap_or_default().to_owned();
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let report = json!({"sni": sni, "uri": req.uri().to_string(),
+                        "host": req.headers().get("host").and_then(|v| v.to_str().ok())});
+                    async move {
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
+                            report.to_string(),
+                        ))))
+                    }
+                });
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await
+                    .ok();
+            });
+        }
+    });
+    let echo = Echo {
+        addr,
+        hits: Arc::new(AtomicUsize::new(0)),
+        stop: Some(stop),
+    };
+    (echo, dir)
+}
