@@ -82,6 +82,12 @@ impl Runtime {
             balancers.insert(upstream.name.clone(), Balancer::new(upstream, &targets));
         }
         let mut clients = HashMap::new();
+        for service in model.services.iter().filter(|s| s.tls_verify == Some(true)) {
+            tracing::warn!(
+                service = service.name.as_deref().unwrap_or(&service.id),
+                "tls_verify is not supported; the upstream certificate is not verified"
+            );
+        }
         for service in &model.services {
             let timeout = service.connect_timeout;
             let reused = previous.and_then(|p| p.clients.get(&timeout)).cloned();

@@ -39,6 +39,8 @@ pub struct Service {
     pub read_timeout: u64,
     /// Disabled services take their routes out of the router.
     pub enabled: bool,
+    /// Verify the upstream certificate (not supported: a warning is logged).
+    pub tls_verify: Option<bool>,
 }
 
 /// A route (Kong/kong:kong/db/schema/entities/routes.lua).
