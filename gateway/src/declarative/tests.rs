@@ -129,12 +129,21 @@ fn seed_fragments_load_after_a_versioned_head() {
         let config = load_files(&[base.clone(), fixture(&format!("seeds/{fragment}"))]).unwrap();
         assert_eq!(config.get(Kind::Plugins).len(), 1, "{fragment}");
     }
-    let config = load_files(&[base, fixture("seeds/001-kong-append.yaml")]).unwrap();
+    let config = load_files(&[base.clone(), fixture("seeds/001-kong-append.yaml")]).unwrap();
     let api = by_name(&config, Kind::Services, "backend-api");
     assert_eq!(
         (api["port"].as_i64(), api["path"].is_null()),
         (Some(7001), true)
     );
+    load_files(&[base, fixture("seeds/001-kong-plugin-propagation.yaml")]).unwrap();
+    let entities = fixture("seeds/001-scope-entities.yaml");
+    for scope in ["service", "route", "consumer"] {
+        let file = fixture(&format!("seeds/001-kong-plugin-{scope}-scope.yaml"));
+        let config = load_files(&[entities.clone(), file]).unwrap();
+        let plugin = &config.get(Kind::Plugins)[0];
+        let kind = Kind::from_name(&format!("{scope}s")).unwrap();
+        assert_eq!(plugin[scope]["id"], config.get(kind)[0]["id"], "{scope}");
+    }
     let err = load_files(&[fixture("seeds/001-kong-plugin-3.8.yaml")]).unwrap_err();
     assert!(
         err.to_string()
