@@ -38,6 +38,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("untrusted_lua", "sandbox"),
     ("node_id", ""),
     ("nginx_worker_processes", "auto"),
+    ("server_version", crate::KONG_VERSION),
 ];
 
 /// Deprecated names and the key they set.
@@ -148,6 +149,9 @@ pub struct KongConf {
     pub node_id: String,
     /// Worker threads (`auto` = number of CPUs).
     pub worker_threads: Option<usize>,
+    /// The version in `Server: kong/<v>` and `Via: 1.1 kong/<v>` (`server_version`, an
+    /// otelpipe key; e.g. `3.9.0.0-enterprise-edition` to look like an EE image).
+    pub server_version: String,
 }
 
 /// Parses kong.conf text into key → value (comments and blank lines dropped).
@@ -374,6 +378,7 @@ impl KongConf {
             untrusted_lua,
             node_id: non_empty("node_id").unwrap_or_else(crate::declarative::ids::random_id),
             worker_threads,
+            server_version: get("server_version").to_owned(),
         })
     }
 

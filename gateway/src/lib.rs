@@ -4,6 +4,21 @@
 //! [`declarative`] (decK / Kong declarative files), [`state`] (the running configuration,
 //! swapped atomically), [`router`], [`proxy`] (with the [`plugins`] phases), [`error`]
 //! (Kong's error responses), and the [`admin`] and [`status`] APIs. [`server`] starts it all.
+//!
+//! How one request travels:
+//!
+//! ```text
+//! listener (hyper, HTTP/1.1 + h2c)
+//!   → proxy::handler: RequestContext, Runtime snapshot (one ArcSwap load, no lock)
+//!   → rewrite (global plugins) → Router::find → 426/404/503 or access (route's plugins)
+//!   → upstream::send: balancer pick, cached DNS, pooled client, timeouts, retries
+//!   → Kong's response headers, header_filter → LoggedBody streams the body (body_filter)
+//!   → log phase once the last byte is sent (latencies complete in the context)
+//! ```
+//!
+//! Configuration changes (Admin API writes, `POST /config`) build a new
+//! [`state::Runtime`] (entities, router, balancers, plugin lists) off the request path and
+//! swap it in atomically; requests in flight finish on the snapshot they started with.
 
 pub mod admin;
 pub mod conf;

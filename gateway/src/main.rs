@@ -31,7 +31,7 @@ enum Command {
 enum ConfigAction {
     /// Loads FILEs (merged as decK does) and prints the entities with Kong's defaults as JSON.
     Parse {
-        /// Declarative files.
+        /// Declarative files or directories of them.
         #[arg(required = true)]
         files: Vec<String>,
     },

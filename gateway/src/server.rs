@@ -71,7 +71,8 @@ impl Gateway {
         let proxy = bind(&conf.proxy_listen, "proxy_listen").await?;
         let admin = bind(&conf.admin_listen, "admin_listen").await?;
         let status = bind(&conf.status_listen, "status_listen").await?;
-        let shared = Shared::new(conf, config);
+        let shared = Shared::new(conf, config)
+            .map_err(|e| std::io::Error::other(format!("TLS client setup: {e}")))?;
         let (stop, stop_rx) = watch::channel(false);
         let addrs = |l: &[TcpListener]| l.iter().filter_map(|l| l.local_addr().ok()).collect();
         let (proxy_addrs, admin_addrs, status_addrs) =
@@ -157,6 +158,7 @@ fn init_logging(level: &str) {
     if tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init()
         .is_err()
     {

@@ -1,11 +1,12 @@
 //! The running configuration: built once per change, swapped atomically, read lock-free.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -15,88 +16,11 @@ use crate::conf::KongConf;
 use crate::declarative::model::{Model, Plugin as PluginEntity};
 use crate::declarative::Config;
 use crate::plugins::{self, Plugin, PluginList};
+use crate::proxy::balancer::Balancer;
 use crate::proxy::body::ProxyBody;
 
-/// The upstream HTTP client (pooled, keep-alive).
-pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
-
-/// One target of an upstream entity.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// Host name or IP.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Weight.
-    pub weight: u32,
-}
-
-/// Weighted round-robin over an upstream entity's targets: a precomputed, interleaved
-/// schedule (smooth weighted round-robin) walked with one atomic counter.
-#[derive(Debug)]
-pub struct Balancer {
-    peers: Vec<Peer>,
-    schedule: Vec<usize>,
-    next: AtomicUsize,
-    /// Host header override.
-    pub host_header: Option<String>,
-}
-
-impl Balancer {
-    /// The next peer, or `None` when no target has weight.
-    pub fn next(&self) -> Option<&Peer> {
-        if self.schedule.is_empty() {
-            return None;
-        }
-        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.schedule.len();
-        self.peers.get(self.schedule[slot])
-    }
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
-/// Largest schedule built; weights are scaled down to fit.
-const MAX_SCHEDULE: u32 = 10_000;
-
-/// The smooth weighted round-robin order of `peers` (nginx's algorithm), one cycle long.
-fn schedule(peers: &[Peer]) -> Vec<usize> {
-    let divisor = peers.iter().map(|p| p.weight).fold(0, gcd).max(1);
-    let mut weights: Vec<i64> = peers
-        .iter()
-        .map(|p| i64::from(p.weight / divisor))
-        .collect();
-    let total: i64 = weights.iter().sum();
-    if total > i64::from(MAX_SCHEDULE) {
-        let scale = total as f64 / f64::from(MAX_SCHEDULE);
-        for w in weights.iter_mut() {
-            *w = ((*w as f64 / scale).round() as i64).max(1);
-        }
-    }
-    let total: i64 = weights.iter().sum();
-    let mut current = vec![0i64; weights.len()];
-    let mut out = Vec::with_capacity(total as usize);
-    for _ in 0..total {
-        for (c, w) in current.iter_mut().zip(&weights) {
-            *c += w;
-        }
-        let Some((best, _)) = current
-            .iter()
-            .enumerate()
-            .max_by_key(|(i, c)| (**c, -(*i as i64)))
-        else {
-            break;
-        };
-        current[best] -= total;
-        out.push(best);
-    }
-    out
-}
+/// The upstream HTTP(S) client (pooled, keep-alive).
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
 /// A built plugin instance and its scope.
 #[derive(Clone)]
@@ -122,14 +46,21 @@ pub struct Runtime {
     by_route: HashMap<String, PluginList>,
     /// Clients by connect timeout (ms).
     clients: HashMap<u64, UpstreamClient>,
+    tls: Arc<rustls::ClientConfig>,
     /// `configuration_hash` (32 hex md5; zeros when empty).
     pub hash: String,
 }
 
-fn new_client(connect_timeout: u64) -> UpstreamClient {
+fn new_client(connect_timeout: u64, tls: &Arc<rustls::ClientConfig>) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_millis(connect_timeout)));
     connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(rustls::ClientConfig::clone(tls))
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(512)
@@ -138,41 +69,31 @@ fn new_client(connect_timeout: u64) -> UpstreamClient {
 
 impl Runtime {
     /// Builds the runtime for `config`, reusing `previous`'s connection pools.
-    pub fn build(config: Config, previous: Option<&Self>) -> Self {
+    pub fn build(config: Config, previous: Option<&Self>, tls: &Arc<rustls::ClientConfig>) -> Self {
         let model = Model::of(&config);
         let router = crate::router::Router::new(&model.routes, &model.services);
         let mut balancers = HashMap::new();
         for upstream in &model.upstreams {
-            let peers: Vec<Peer> = model
+            let targets: Vec<&crate::declarative::model::Target> = model
                 .targets
                 .iter()
-                .filter(|t| t.upstream.id == upstream.id && t.weight > 0)
-                .filter_map(|t| {
-                    let (host, port) = t.target.rsplit_once(':')?;
-                    Some(Peer {
-                        host: host.trim_matches(['[', ']']).to_owned(),
-                        port: port.parse().ok()?,
-                        weight: t.weight,
-                    })
-                })
+                .filter(|t| t.upstream.id == upstream.id)
                 .collect();
-            balancers.insert(
-                upstream.name.clone(),
-                Balancer {
-                    schedule: schedule(&peers),
-                    peers,
-                    next: AtomicUsize::new(0),
-                    host_header: upstream.host_header.clone(),
-                },
-            );
+            balancers.insert(upstream.name.clone(), Balancer::new(upstream, &targets));
         }
         let mut clients = HashMap::new();
+        for service in model.services.iter().filter(|s| s.tls_verify == Some(true)) {
+            tracing::warn!(
+                service = service.name.as_deref().unwrap_or(&service.id),
+                "tls_verify is not supported; the upstream certificate is not verified"
+            );
+        }
         for service in &model.services {
             let timeout = service.connect_timeout;
             let reused = previous.and_then(|p| p.clients.get(&timeout)).cloned();
             clients
                 .entry(timeout)
-                .or_insert_with(|| reused.unwrap_or_else(|| new_client(timeout)));
+                .or_insert_with(|| reused.unwrap_or_else(|| new_client(timeout, tls)));
         }
         let instances = build_instances(&model.plugins);
         let global: PluginList = select(&instances, None, None).into();
@@ -194,6 +115,7 @@ impl Runtime {
             global,
             by_route,
             clients,
+            tls: Arc::clone(tls),
             hash,
         }
     }
@@ -203,7 +125,7 @@ impl Runtime {
         self.clients
             .get(&connect_timeout)
             .cloned()
-            .unwrap_or_else(|| new_client(connect_timeout))
+            .unwrap_or_else(|| new_client(connect_timeout, &self.tls))
     }
 
     /// Global plugin instances, by priority (rewrite phase, and no-route requests).
@@ -277,17 +199,6 @@ fn build_instances(entities: &[PluginEntity]) -> Vec<Instance> {
 mod tests {
     use super::*;
 
-    fn peers(weights: &[u32]) -> Vec<Peer> {
-        weights
-            .iter()
-            .map(|&weight| Peer {
-                host: "h".into(),
-                port: 1,
-                weight,
-            })
-            .collect()
-    }
-
     struct Named(&'static str, i32);
 
     impl Plugin for Named {
@@ -357,23 +268,14 @@ mod tests {
             .unwrap();
         assert!(prom.entity.route.is_some() && prom.entity.service.is_some());
     }
-
-    #[test]
-    fn smooth_weighted_round_robin() {
-        assert_eq!(schedule(&peers(&[100, 100])), vec![0, 1]);
-        assert_eq!(schedule(&peers(&[5, 1, 1])), vec![0, 0, 1, 0, 2, 0, 0]);
-        assert!(schedule(&peers(&[])).is_empty());
-        let big = schedule(&peers(&[65535, 1]));
-        assert!(big.len() <= MAX_SCHEDULE as usize + 1 && big.contains(&1));
-    }
 }
 
-fn config_hash(config: &Config) -> String {
+/// `configuration_hash`: md5 of the stored configuration, 32 zeros when empty.
+pub(crate) fn config_hash(config: &Config) -> String {
     if config.is_empty() {
         return "0".repeat(32);
     }
-    let text = serde_json::to_string(&config.to_json()).unwrap_or_default();
-    Md5::digest(text.as_bytes())
+    Md5::digest(config.digest_input().as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -407,21 +309,22 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state starting with `config`.
-    pub fn new(conf: KongConf, config: Config) -> Arc<Self> {
-        Arc::new(Self {
-            runtime: ArcSwap::from_pointee(Runtime::build(config, None)),
+    /// Shared state starting with `config`; fails only when no TLS client can be set up.
+    pub fn new(conf: KongConf, config: Config) -> Result<Arc<Self>, rustls::Error> {
+        let tls = crate::proxy::tls::client_config()?;
+        Ok(Arc::new(Self {
+            runtime: ArcSwap::from_pointee(Runtime::build(config, None, &tls)),
             conf,
             counters: Counters::default(),
             dns: crate::proxy::dns::DnsCache::default(),
             write_lock: tokio::sync::Mutex::new(()),
-        })
+        }))
     }
 
     /// Replaces the running configuration.
     pub fn apply(&self, config: Config) {
         let previous = self.runtime.load();
-        let next = Runtime::build(config, Some(&previous));
+        let next = Runtime::build(config, Some(&previous), &previous.tls);
         self.runtime.store(Arc::new(next));
     }
 }

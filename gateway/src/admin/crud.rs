@@ -21,6 +21,22 @@ pub(super) fn violation(errors: &[FieldError]) -> Reply {
         .iter()
         .find(|e| e.message.starts_with("uniqueness violation"))
     {
+        if e.field == "@entity" {
+            let tuple = e
+                .message
+                .split_once(" with ")
+                .and_then(|(_, rest)| rest.strip_suffix(" already declared"))
+                .unwrap_or_default();
+            return (
+                StatusCode::CONFLICT,
+                Some(json!({
+                    "code": 5,
+                    "name": "unique constraint violation",
+                    "message": format!("UNIQUE violation detected on '{tuple}'"),
+                    "fields": {},
+                })),
+            );
+        }
         let value = e.message.split('\'').nth(3).unwrap_or_default();
         return (
             StatusCode::CONFLICT,

@@ -118,7 +118,7 @@ fn node_info(shared: &Shared) -> Value {
         })
         .collect();
     json!({
-        "version": crate::KONG_VERSION,
+        "version": shared.conf.server_version,
         "tagline": "Welcome to kong",
         "node_id": shared.conf.node_id,
         "configuration": {"database": "off", "router_flavor": "traditional_compatible"},
@@ -265,8 +265,9 @@ async fn config(
                 }
             };
             let _guard = shared.write_lock.lock().await;
-            let next = crate::state::Runtime::build(config.clone(), None);
-            if flag("check_hash") && next.hash == shared.runtime.load().hash {
+            if flag("check_hash")
+                && crate::state::config_hash(&config) == shared.runtime.load().hash
+            {
                 return (StatusCode::NOT_MODIFIED, None);
             }
             let mut out = Map::new();

@@ -163,6 +163,9 @@ pub(crate) struct Context {
     select_tags: Vec<Value>,
     defaults: Map<String, Value>,
     legacy_paths: bool,
+    /// Admin API writes get random ids, as Kong's Admin API gives them; declarative files
+    /// get Kong DB-less's deterministic ones.
+    random_ids: bool,
     pub(super) now: i64,
 }
 
@@ -174,6 +177,7 @@ impl Context {
             select_tags: Vec::new(),
             defaults: Map::new(),
             legacy_paths: false,
+            random_ids: true,
             now,
         }
     }
@@ -195,6 +199,7 @@ impl Context {
             select_tags,
             defaults,
             legacy_paths: matches!(doc.format_version.as_deref(), Some("1.1" | "2.1")),
+            random_ids: false,
             now,
         }
     }
@@ -312,7 +317,9 @@ pub(crate) fn normalize_tree(
         }
     };
     if stored.get("id").is_none_or(Value::is_null) {
-        if let Some(id) = natural_id(kind, &stored) {
+        if ctx.random_ids {
+            stored.insert("id".into(), Value::from(ids::random_id()));
+        } else if let Some(id) = natural_id(kind, &stored) {
             stored.insert("id".into(), Value::from(id));
         } else if kind != Kind::Plugins {
             stored.insert("id".into(), Value::from(ids::random_id()));

@@ -125,6 +125,9 @@ pub struct Config {
     /// `_format_version` of the input (files in 1.1/2.1 are migrated to 3.0 on load).
     pub format_version: String,
     entities: [Vec<Entity>; 8],
+    /// Canonical text of the declarative input this was loaded from (what
+    /// `configuration_hash` digests); `None` after entity-level edits.
+    input: Option<String>,
 }
 
 impl Config {
@@ -133,9 +136,31 @@ impl Config {
         &self.entities[kind.index()]
     }
 
-    /// The entities of `kind`, mutable.
+    /// The entities of `kind`, mutable. Editing entities detaches the configuration from
+    /// the declarative input it was loaded from.
     pub fn get_mut(&mut self, kind: Kind) -> &mut Vec<Entity> {
+        self.input = None;
         &mut self.entities[kind.index()]
+    }
+
+    /// What `configuration_hash` digests: the declarative input as loaded (so the same
+    /// document always gives the same hash), else the entities without load timestamps.
+    pub fn digest_input(&self) -> String {
+        if let Some(input) = &self.input {
+            return input.clone();
+        }
+        let mut doc = self.to_json();
+        if let Value::Object(map) = &mut doc {
+            for list in map.values_mut() {
+                for entity in list.as_array_mut().into_iter().flatten() {
+                    if let Value::Object(e) = entity {
+                        e.remove("created_at");
+                        e.remove("updated_at");
+                    }
+                }
+            }
+        }
+        doc.to_string()
     }
 
     /// Whether no entity is loaded.
@@ -229,11 +254,42 @@ fn join(errors: &[FieldError]) -> String {
     lines.join("; ")
 }
 
-/// Loads and merges declarative files, in order.
+/// The files a path names: the file itself, or for a directory every `.yaml`, `.yml` and
+/// `.json` file below it, sorted by path (as decK reads a directory).
+fn expand(path: &Path) -> Result<Vec<std::path::PathBuf>, LoadError> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let read_error = |source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(read_error)? {
+        let entry = entry.map_err(read_error)?.path();
+        if entry.is_dir() {
+            out.extend(expand(&entry)?);
+        } else if entry
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            out.push(entry);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Loads and merges declarative files (or directories of them), in order.
 pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Result<Config, LoadError> {
-    let mut docs = Vec::new();
+    let mut files = Vec::new();
     for path in paths {
-        let path = path.as_ref();
+        files.extend(expand(path.as_ref())?);
+    }
+    let mut docs = Vec::new();
+    for path in &files {
+        let path = path.as_path();
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
             path: name.clone(),
@@ -268,6 +324,8 @@ pub fn build(docs: Vec<Document>) -> Result<Config, LoadError> {
         resolve::resolve(&mut config, &mut errors);
     }
     if errors.is_empty() {
+        let bodies: Vec<Value> = docs.into_iter().map(|d| Value::Object(d.body)).collect();
+        config.input = Some(Value::Array(bodies).to_string());
         Ok(config)
     } else {
         Err(LoadError::Invalid(errors))

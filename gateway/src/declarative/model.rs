@@ -39,6 +39,8 @@ pub struct Service {
     pub read_timeout: u64,
     /// Disabled services take their routes out of the router.
     pub enabled: bool,
+    /// Verify the upstream certificate (not supported: a warning is logged).
+    pub tls_verify: Option<bool>,
 }
 
 /// A route (Kong/kong:kong/db/schema/entities/routes.lua).
@@ -106,6 +108,25 @@ pub struct Upstream {
     pub name: String,
     /// Balancing algorithm.
     pub algorithm: String,
+    /// What consistent hashing hashes: `none`, `consumer`, `ip`, `header`, `cookie`, `path`,
+    /// `query_arg`, `uri_capture`.
+    pub hash_on: String,
+    /// What to hash when `hash_on` yields nothing.
+    pub hash_fallback: String,
+    /// Header for `hash_on: header`.
+    pub hash_on_header: Option<String>,
+    /// Header for `hash_fallback: header`.
+    pub hash_fallback_header: Option<String>,
+    /// Cookie for `hash_on: cookie`.
+    pub hash_on_cookie: Option<String>,
+    /// Query argument for `hash_on: query_arg`.
+    pub hash_on_query_arg: Option<String>,
+    /// Query argument for `hash_fallback: query_arg`.
+    pub hash_fallback_query_arg: Option<String>,
+    /// Capture name for `hash_on: uri_capture`.
+    pub hash_on_uri_capture: Option<String>,
+    /// Capture name for `hash_fallback: uri_capture`.
+    pub hash_fallback_uri_capture: Option<String>,
     /// Host header override.
     pub host_header: Option<String>,
 }

@@ -186,14 +186,35 @@ fn check_unique(config: &Config, errors: &mut Vec<FieldError>) {
                         entity,
                         "@entity",
                         format!(
-                            "uniqueness violation: '{}' entity with the same scope already declared",
-                            kind.name()
+                            "uniqueness violation: '{}' entity with {} already declared",
+                            kind.name(),
+                            scope_tuple(kind, entity)
                         ),
                     ));
                 }
             }
         }
     }
+}
+
+/// Kong's rendering of a compound unique key: `{consumer=null,name="x",route=null,service=null}`.
+fn scope_tuple(kind: Kind, entity: &Map<String, Value>) -> String {
+    let fields: &[&str] = match kind {
+        Kind::Plugins => &["consumer", "name", "route", "service"],
+        _ => &["target", "upstream"],
+    };
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| match entity.get(*f) {
+            Some(Value::String(s)) => format!("{f}=\"{s}\""),
+            Some(Value::Object(o)) => match o.get("id").and_then(Value::as_str) {
+                Some(id) => format!("{f}={{id=\"{id}\"}}"),
+                None => format!("{f}=null"),
+            },
+            _ => format!("{f}=null"),
+        })
+        .collect();
+    format!("{{{}}}", parts.join(","))
 }
 
 fn fk_id<'a>(entity: &'a Map<String, Value>, field: &str) -> &'a str {

@@ -107,6 +107,18 @@ fn seed_files_load_alone_and_merged_with_their_own_select_tags() {
 }
 
 #[test]
+fn a_directory_loads_its_files_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["000-kong-services-routes.yaml", "000-kong-plugins-all.yaml"] {
+        std::fs::copy(fixture(&format!("seeds/{name}")), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "not a config").unwrap();
+    let config = load_files(&[dir.path()]).unwrap();
+    assert_eq!(config.get(Kind::Services).len(), 3);
+    assert_eq!(config.get(Kind::Plugins).len(), 3);
+}
+
+#[test]
 fn seed_fragments_load_after_a_versioned_head() {
     let base = fixture("seeds/base.yaml");
     for fragment in [
@@ -117,12 +129,21 @@ fn seed_fragments_load_after_a_versioned_head() {
         let config = load_files(&[base.clone(), fixture(&format!("seeds/{fragment}"))]).unwrap();
         assert_eq!(config.get(Kind::Plugins).len(), 1, "{fragment}");
     }
-    let config = load_files(&[base, fixture("seeds/001-kong-append.yaml")]).unwrap();
+    let config = load_files(&[base.clone(), fixture("seeds/001-kong-append.yaml")]).unwrap();
     let api = by_name(&config, Kind::Services, "backend-api");
     assert_eq!(
         (api["port"].as_i64(), api["path"].is_null()),
         (Some(7001), true)
     );
+    load_files(&[base, fixture("seeds/001-kong-plugin-propagation.yaml")]).unwrap();
+    let entities = fixture("seeds/001-scope-entities.yaml");
+    for scope in ["service", "route", "consumer"] {
+        let file = fixture(&format!("seeds/001-kong-plugin-{scope}-scope.yaml"));
+        let config = load_files(&[entities.clone(), file]).unwrap();
+        let plugin = &config.get(Kind::Plugins)[0];
+        let kind = Kind::from_name(&format!("{scope}s")).unwrap();
+        assert_eq!(plugin[scope]["id"], config.get(kind)[0]["id"], "{scope}");
+    }
     let err = load_files(&[fixture("seeds/001-kong-plugin-3.8.yaml")]).unwrap_err();
     assert!(
         err.to_string()
@@ -274,4 +295,25 @@ fn json_documents_and_references_by_id_or_object() {
         sni["certificate"]["id"],
         config.get(Kind::Certificates)[0]["id"]
     );
+}
+
+#[test]
+fn digest_follows_the_input_not_the_load_time() {
+    let text = "_format_version: \"3.0\"\nservices:\n- {name: a, host: h}\n- {host: unnamed}\n";
+    let mut a = load_str("a", text).unwrap();
+    let b = load_str("b", text).unwrap();
+    a.get_mut(Kind::Services)[0].insert("created_at".into(), json!(1));
+    assert_ne!(
+        a.digest_input(),
+        b.digest_input(),
+        "edited entities are digested"
+    );
+    let a = load_str("a", text).unwrap();
+    assert_eq!(a.digest_input(), b.digest_input());
+    let other = load_str(
+        "c",
+        "_format_version: \"3.0\"\nservices:\n- {name: a, host: other}\n",
+    )
+    .unwrap();
+    assert_ne!(other.digest_input(), b.digest_input());
 }

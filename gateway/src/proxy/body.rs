@@ -11,6 +11,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, SizeHint};
 
+use super::balancer::InFlight;
 use super::context::RequestContext;
 use crate::plugins::PluginList;
 
@@ -45,15 +46,17 @@ pub struct ReadTimeout {
     inner: ProxyBody,
     timeout: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    _in_flight: Option<InFlight>,
 }
 
 impl ReadTimeout {
-    /// Wraps `inner`.
-    pub fn new(inner: ProxyBody, timeout: Duration) -> Self {
+    /// Wraps `inner`; `in_flight` keeps the peer counted as busy until the body ends.
+    pub fn new(inner: ProxyBody, timeout: Duration, in_flight: Option<InFlight>) -> Self {
         Self {
             inner,
             timeout,
             sleep: Box::pin(tokio::time::sleep(timeout)),
+            _in_flight: in_flight,
         }
     }
 }

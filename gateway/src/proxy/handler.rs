@@ -8,16 +8,18 @@ use std::time::Duration;
 use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming};
+use hyper::upgrade::OnUpgrade;
 
+use super::balancer::InFlight;
 use super::body::{self, LoggedBody, ReadTimeout};
 use super::context::RequestContext;
 use super::headers::{self, Forwarded};
 use super::upstream::{self, Outgoing};
+use super::websocket;
 use crate::error::{self, ErrorKind, GatewayError, Side};
 use crate::plugins::{Exit, PluginList};
 use crate::router::{normalize_path, RequestView};
 use crate::state::{Runtime, Shared};
-use crate::KONG_VERSION;
 
 /// The response type of every listener.
 pub type GatewayResponse = Response<LoggedBody>;
@@ -35,7 +37,10 @@ pub async fn handle(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let runtime = shared.runtime.load_full();
     let mut ctx = RequestContext::new(peer, listen_port);
-    let (parts, incoming) = req.into_parts();
+    let (mut parts, incoming) = req.into_parts();
+    let downstream_upgrade = websocket::is_upgrade(&parts.headers)
+        .then(|| parts.extensions.remove::<OnUpgrade>())
+        .flatten();
     ctx.method = parts.method.as_str().to_owned();
     ctx.uri = parts
         .uri
@@ -155,8 +160,11 @@ pub async fn handle(
             request_id: &ctx.request_id,
         },
         &shared.conf,
-        KONG_VERSION,
+        &shared.conf.server_version,
     );
+    if downstream_upgrade.is_some() {
+        websocket::set_upgrade_headers(&mut out_headers);
+    }
     ctx.request_headers = out_headers.clone();
     let request_body = (!incoming.is_end_stream()).then(|| body::boxed(incoming));
     let out = Outgoing {
@@ -174,9 +182,21 @@ pub async fn handle(
     )
     .await
     {
-        Ok(response) => {
+        Ok((mut response, in_flight)) => {
+            let upgrade = match downstream_upgrade {
+                Some(downstream) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                    let upstream = hyper::upgrade::on(&mut response);
+                    websocket::splice(downstream, upstream);
+                    response.headers().get(http::header::UPGRADE).cloned()
+                }
+                _ => None,
+            };
             let timeout = Duration::from_millis(service.read_timeout);
-            proxied(&shared, ctx, response, timeout, plugins)
+            let mut reply = proxied(&shared, ctx, response, timeout, in_flight, plugins);
+            if let Some(protocol) = upgrade {
+                websocket::restore_response_headers(reply.headers_mut(), protocol);
+            }
+            reply
         }
         Err(err) => {
             tracing::debug!(error = %err, "proxy error");
@@ -251,17 +271,21 @@ fn proxied(
     mut ctx: RequestContext,
     response: Response<Incoming>,
     read_timeout: Duration,
+    in_flight: Option<InFlight>,
     plugins: PluginList,
 ) -> GatewayResponse {
     let upstream_latency = ctx.elapsed_ms().saturating_sub(ctx.latencies.kong);
     ctx.latencies.proxy = Some(upstream_latency);
     ctx.source = "upstream";
     let (mut parts, incoming) = response.into_parts();
+    // The client gets the gateway's HTTP version, not the upstream's (an HTTP/1.0 upstream
+    // still answers an HTTP/1.1 client in HTTP/1.1).
+    parts.version = Version::HTTP_11;
     let status = parts.status.as_u16();
     headers::proxied_response(
         &mut parts.headers,
         &shared.conf,
-        KONG_VERSION,
+        &shared.conf.server_version,
         upstream_latency,
         ctx.latencies.kong,
         status,
@@ -272,7 +296,11 @@ fn proxied(
     }
     ctx.status = status;
     ctx.response_headers = parts.headers.clone();
-    let upstream_body = body::boxed(ReadTimeout::new(body::boxed(incoming), read_timeout));
+    let upstream_body = body::boxed(ReadTimeout::new(
+        body::boxed(incoming),
+        read_timeout,
+        in_flight,
+    ));
     let body = LoggedBody::new(upstream_body, ctx, Arc::clone(&plugins), finisher(plugins));
     Response::from_parts(parts, body)
 }
@@ -306,7 +334,7 @@ fn kong_generated(
     headers::kong_response(
         headers,
         &shared.conf,
-        KONG_VERSION,
+        &shared.conf.server_version,
         ctx.latencies.kong,
         &ctx.request_id,
     );

@@ -4,9 +4,12 @@
 //! around the router and the upstream call ([`upstream::send`]); the response body streams
 //! through [`body::LoggedBody`], which runs the log phase after the last byte.
 
+pub mod balancer;
 pub mod body;
 pub mod context;
 pub mod dns;
 pub mod handler;
 pub mod headers;
+pub mod tls;
 pub mod upstream;
+pub mod websocket;

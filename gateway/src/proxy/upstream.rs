@@ -5,6 +5,7 @@ use std::time::Duration;
 use http::{HeaderMap, Method, Request, Response};
 use hyper::body::Incoming;
 
+use super::balancer::{HashInput, InFlight};
 use super::body::{self, ProxyBody};
 use super::context::{unix_ms, RequestContext, Try};
 use super::dns::DnsCache;
@@ -52,8 +53,9 @@ pub async fn send(
     out: &Outgoing,
     mut request_body: Option<ProxyBody>,
     ctx: &mut RequestContext,
-) -> Result<Response<Incoming>, GatewayError> {
-    if !matches!(service.protocol.as_str(), "http" | "ws") {
+) -> Result<(Response<Incoming>, Option<InFlight>), GatewayError> {
+    let tls = matches!(service.protocol.as_str(), "https" | "wss");
+    if !tls && !matches!(service.protocol.as_str(), "http" | "ws") {
         return Err(GatewayError::new(
             ErrorKind::BadGateway,
             Side::Internal,
@@ -66,12 +68,27 @@ pub async fn send(
     let mut statuses: Vec<String> = Vec::new();
     let has_body = request_body.is_some();
     let mut last_error = None;
+    let uri: http::Uri = match balancer {
+        Some(_) => ctx.uri.parse().unwrap_or_default(),
+        None => http::Uri::default(),
+    };
     for attempt in 0..=service.retries {
         let balancer_start = unix_ms();
         let started = std::time::Instant::now();
+        let input = HashInput {
+            client_ip: &ctx.client_ip,
+            headers: &out.headers,
+            path: uri.path(),
+            query: uri.query(),
+            captures: &ctx.uri_captures,
+        };
+        let mut in_flight = None;
         let (host, port) = match balancer {
-            Some(b) => match b.next() {
-                Some(peer) => (peer.host.clone(), peer.port),
+            Some(b) => match b.pick(&input, attempt) {
+                Some((peer, guard)) => {
+                    in_flight = Some(guard);
+                    (peer.host.clone(), peer.port)
+                }
                 None => {
                     return Err(GatewayError::new(
                         ErrorKind::NoPeer,
@@ -98,7 +115,18 @@ pub async fn send(
             code: None,
         });
         let body = request_body.take().unwrap_or_else(body::empty);
-        let uri = format!("http://{addr}{}", out.path_and_query);
+        // TLS connections name the host (SNI) and pool per host; plain ones connect to the
+        // resolved address directly.
+        let uri = if tls {
+            let host = if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            };
+            format!("https://{host}:{port}{}", out.path_and_query)
+        } else {
+            format!("http://{addr}{}", out.path_and_query)
+        };
         let mut builder = Request::builder().method(out.method.clone()).uri(uri);
         if let Some(h) = builder.headers_mut() {
             *h = out.headers.clone();
@@ -108,19 +136,26 @@ pub async fn send(
             .map_err(|e| GatewayError::new(ErrorKind::Internal, Side::Internal, e.to_string()))?;
         ctx.latencies.kong = ctx.elapsed_ms();
         let result = tokio::time::timeout(read_timeout, client.request(request)).await;
-        let error = match result {
+        let (error, connect_failed) = match result {
             Ok(Ok(response)) => {
                 statuses.push(response.status().as_u16().to_string());
                 ctx.upstream_status = statuses.join(", ");
-                return Ok(response);
+                return Ok((response, in_flight));
             }
-            Ok(Err(e)) => classify(&e),
-            Err(_) => GatewayError::new(ErrorKind::Timeout, Side::Upstream, "read timeout"),
+            Ok(Err(e)) => (classify(&e), e.is_connect()),
+            Err(_) => (
+                GatewayError::new(ErrorKind::Timeout, Side::Upstream, "read timeout"),
+                false,
+            ),
         };
         let code = error.status();
         statuses.push(code.to_string());
         ctx.upstream_status = statuses.join(", ");
-        let can_retry = error.retry && attempt < service.retries && !has_body;
+        // A request that reached the upstream is only sent again when it is idempotent.
+        let idempotent =
+            !matches!(out.method, Method::POST | Method::PATCH) && out.method.as_str() != "LOCK";
+        let can_retry =
+            error.retry && attempt < service.retries && !has_body && (connect_failed || idempotent);
         if let Some(t) = ctx.tries.last_mut() {
             t.state = Some(if can_retry { "next" } else { "failed" });
             t.code = Some(code);

@@ -143,6 +143,10 @@ async fn seed_plugin_requests_are_accepted() {
     // A second global opentelemetry plugin is a uniqueness violation.
     let r = send("POST", &format!("{admin}/plugins/"), &[JSON], body).await;
     assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        "UNIQUE violation detected on '{consumer=null,name=\"opentelemetry\",route=null,service=null}'"
+    );
     // Seeds 003/004: multipart upload of a Lua file for post-function.
     let boundary = "------------------------d74496d66958873e";
     let multipart = format!(

@@ -120,3 +120,26 @@ fn binary_serves_kong_env_and_stops_on_sigterm() {
     }
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn declarative_config_string_is_read_and_checked_before_any_port_opens() {
+    let out = bin()
+        .env("KONG_DECLARATIVE_CONFIG_STRING", "{\"_format_version\":\"3.0\",\"routes\":[{\"name\":\"r\",\"paths\":[\"/x\"],\"service\":\"missing\"}]}")
+        .env("KONG_PROXY_LISTEN", "127.0.0.1:0")
+        .env("KONG_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("KONG_STATUS_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in 'routes' entry 'r': service: invalid reference 'service: missing' (no such entry in 'services')"),
+        "{err}"
+    );
+    let out = bin()
+        .env("KONG_TRACING_SAMPLING_RATE", "7")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tracing_sampling_rate"));
+}

@@ -388,3 +388,183 @@ async fn headers_setting_controls_kong_response_headers() {
     assert_eq!(r.upstream_header("x-kong-request-id"), None);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn consistent_hashing_pins_a_header_value_to_one_target() {
+    let a = echo_server("a").await;
+    let b = echo_server("b").await;
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: sticky\n  algorithm: consistent-hashing\n  hash_on: header\n  hash_on_header: x-user\n  targets:\n  - target: 127.0.0.1:{}\n  - target: 127.0.0.1:{}\nservices:\n- name: sticky\n  host: sticky\n  routes: [{{name: sticky, paths: [/]}}]\n",
+        a.addr.port(),
+        b.addr.port()
+    );
+    let gw = gateway(&yaml, &[]).await;
+    let url = format!("http://127.0.0.1:{}/", gw.proxy[0].port());
+    let mut by_user = std::collections::HashMap::new();
+    for round in 0..3 {
+        for user in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+            let r = get(&url, &[("x-user", user)]).await;
+            let upstream = r.json()["upstream"].as_str().unwrap().to_owned();
+            let first = by_user.entry(user).or_insert_with(|| upstream.clone());
+            assert_eq!(*first, upstream, "{user} moved in round {round}");
+        }
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_upgrades_are_spliced_through() {
+    let upstream = crate::support::upgrade_echo_server().await;
+    let gw = gateway(&coupon_config(upstream.addr.port()), &[]).await;
+    let mut stream = TcpStream::connect(gw.proxy[0]).await.unwrap();
+    stream
+        .write_all(b"GET /coupon/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "connection closed early: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("x-seen-connection: keep-alive, upgrade"),
+        "{head}"
+    );
+    assert!(head.contains("x-seen-upgrade: websocket"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    stream.write_all(b"ping frames").await.unwrap();
+    let mut echoed = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, b"ping frames");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn timeouts_retry_idempotent_requests_only() {
+    let echo = echo_server("a").await;
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: slow\n  host: 127.0.0.1\n  port: {}\n  read_timeout: 200\n  retries: 2\n  routes: [{{name: slow, paths: [/slow], strip_path: false}}]\n",
+        echo.addr.port()
+    );
+    let gw = gateway(&yaml, &[]).await;
+    let url = format!("http://127.0.0.1:{}/slow", gw.proxy[0].port());
+    let hits = || echo.hits.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(get(&url, &[]).await.status, 504);
+    assert_eq!(hits(), 3, "GET: first try + 2 retries");
+    assert_eq!(send("POST", &url, &[], Bytes::new()).await.status, 504);
+    assert_eq!(hits(), 4, "POST is sent once");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn http10_upstreams_answer_clients_in_http11_with_their_server_header() {
+    let upstream = crate::support::http10_server().await;
+    let gw = gateway(&coupon_config(upstream.addr.port()), &[]).await;
+    let reply = raw(
+        gw.proxy[0].port(),
+        b"GET /coupon HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    let lower = reply.to_ascii_lowercase();
+    assert!(lower.contains("server: old/1.0"), "{reply}");
+    assert!(lower.contains("via: 1.1 kong/3.9.0"), "{reply}");
+    assert!(reply.ends_with("ok"), "{reply}");
+    gw.shutdown().await;
+}
+
+/// The `Name: value` lines of section `title` of the proxy-headers fixture.
+fn fixture_headers(title: &str) -> Vec<(String, String)> {
+    let text = include_str!("../fixtures/proxy-headers.txt");
+    let start = text.find(title).expect("section") + title.len();
+    let headers = text[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .collect::<Vec<_>>();
+    assert!(headers.len() >= 3, "{title}: {headers:?}");
+    headers
+}
+
+#[tokio::test]
+async fn headers_match_the_kong_transcript() {
+    let echo = echo_server("a").await;
+    let gw = gateway(&coupon_config(echo.addr.port()), &[]).await;
+    let port = gw.proxy[0].port();
+    let client: Vec<(String, String)> = fixture_headers("=== Client request");
+    let client: Vec<(&str, &str)> = client
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r = get(
+        &format!("http://127.0.0.1:{port}/coupon/apply?code=SAVE10"),
+        &client,
+    )
+    .await;
+    assert_eq!(r.json()["uri"], "/apply?code=SAVE10");
+    for (name, value) in fixture_headers("=== Request Kong sends upstream") {
+        let got = r.upstream_header(&name);
+        match name.as_str() {
+            // Set by the opentelemetry plugin, not by the proxy.
+            "traceparent" => continue,
+            "host" => assert_eq!(got.unwrap(), format!("127.0.0.1:{}", echo.addr.port())),
+            "x-forwarded-for" | "x-real-ip" => assert_eq!(got.as_deref(), Some("127.0.0.1")),
+            "x-forwarded-port" => assert_eq!(got.unwrap(), port.to_string()),
+            "x-kong-request-id" => assert!(is_request_id(&got.unwrap())),
+            _ => assert_eq!(got.as_deref(), Some(value.as_str()), "upstream {name}"),
+        }
+    }
+    for (name, value) in fixture_headers("=== Response Kong sends to the client") {
+        let got = r.header(&name);
+        match name.as_str() {
+            // The transcript's upstream is Express; ours is the echo server.
+            "content-length" | "date" | "x-powered-by" | "connection" => continue,
+            "x-kong-upstream-latency" | "x-kong-proxy-latency" => {
+                assert!(got.unwrap().parse::<u64>().is_ok(), "{name}")
+            }
+            "x-kong-request-id" => assert!(is_request_id(got.unwrap())),
+            _ => assert_eq!(got, Some(value.as_str()), "response {name}"),
+        }
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn https_services_are_reached_over_tls_with_the_host_as_sni() {
+    let (upstream, _certs) = crate::support::tls_echo_server().await;
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: secure\n  url: https://localhost:{}/api\n  routes: [{{name: secure, paths: [/secure]}}]\n",
+        upstream.addr.port()
+    );
+    let gw = gateway(&yaml, &[]).await;
+    let url = format!("http://127.0.0.1:{}/secure/items?x=1", gw.proxy[0].port());
+    for _ in 0..3 {
+        let r = get(&url, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let report = r.json();
+        assert_eq!(report["sni"], "localhost");
+        assert_eq!(report["uri"], "/api/items?x=1");
+        assert_eq!(
+            report["host"],
+            format!("localhost:{}", upstream.addr.port())
+        );
+    }
+    gw.shutdown().await;
+}

@@ -3,6 +3,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +28,8 @@ use tokio::sync::oneshot;
 /// 16 KiB; anything else echoes.
 pub(crate) struct Echo {
     pub(crate) addr: SocketAddr,
+    /// Requests received.
+    pub(crate) hits: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -128,6 +132,8 @@ pub(crate) async fn echo_server(name: &str) -> Echo {
     let addr = listener.local_addr().unwrap();
     let (stop, mut stopped) = oneshot::channel::<()>();
     let name = name.to_owned();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
     tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
@@ -135,9 +141,11 @@ pub(crate) async fn echo_server(name: &str) -> Echo {
                 _ = &mut stopped => break,
             };
             let name = name.clone();
+            let counter = Arc::clone(&counter);
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let name = name.clone();
+                    counter.fetch_add(1, Ordering::Relaxed);
                     async move { Ok::<_, Infallible>(echo(name, req).await) }
                 });
                 hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -149,6 +157,7 @@ pub(crate) async fn echo_server(name: &str) -> Echo {
     });
     Echo {
         addr,
+        hits,
         stop: Some(stop),
     }
 }
@@ -239,4 +248,184 @@ pub(crate) async fn send(
 /// GET with headers.
 pub(crate) async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     send("GET", url, headers, Bytes::new()).await
+}
+
+/// An upstream that accepts WebSocket upgrades and then echoes raw bytes; the 101 response
+/// reports the `Connection` and `Upgrade` headers it received.
+pub(crate) async fn upgrade_echo_server() -> Echo {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                _ = &mut stopped => break,
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|mut req: Request<Incoming>| async move {
+                    let seen = |name| {
+                        req.headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let (connection, upgrade) = (seen("connection"), seen("upgrade"));
+                    let on_upgrade = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move {
+                        if let Ok(upgraded) = on_upgrade.await {
+                            let mut io = TokioIo::new(upgraded);
+                            let mut buf = [0u8; 1024];
+                            while let Ok(n) = tokio::io::AsyncReadExt::read(&mut io, &mut buf).await
+                            {
+                                if n == 0
+                                    || tokio::io::AsyncWriteExt::write_all(&mut io, &buf[..n])
+                                        .await
+                                        .is_err()
+                                {
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .status(101)
+                            .header("connection", "Upgrade")
+                            .header("upgrade", "websocket")
+                            .header("x-seen-connection", connection)
+                            .header("x-seen-upgrade", upgrade)
+                            .body(Full::new(Bytes::new()))
+                            .unwrap(),
+                    )
+                });
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await
+                    .ok();
+            });
+        }
+    });
+    Echo {
+        addr,
+        hits: Arc::new(AtomicUsize::new(0)),
+        stop: Some(stop),
+    }
+}
+
+/// An upstream that answers every connection with one HTTP/1.0 response and closes it.
+pub(crate) async fn http10_server() -> Echo {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                _ = &mut stopped => break,
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = b"HTTP/1.0 200 OK\r\nServer: old/1.0\r\nContent-Length: 2\r\n\r\nok";
+                tokio::io::AsyncWriteExt::write_all(&mut stream, reply)
+                    .await
+                    .ok();
+            });
+        }
+    });
+    Echo {
+        addr,
+        hits: Arc::new(AtomicUsize::new(0)),
+        stop: Some(stop),
+    }
+}
+
+/// An HTTPS upstream with a self-signed certificate for `localhost` (made with the openssl
+/// CLI); it answers with the TLS server name (SNI) and the request URI it received.
+pub(crate) async fn tls_echo_server() -> (Echo, tempfile::TempDir) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                _ = &mut stopped => break,
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().unwrap_or_default().to_owned();
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let report = json!({"sni": sni, "uri": req.uri().to_string(),
+                        "host": req.headers().get("host").and_then(|v| v.to_str().ok())});
+                    async move {
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
+                            report.to_string(),
+                        ))))
+                    }
+                });
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await
+                    .ok();
+            });
+        }
+    });
+    let echo = Echo {
+        addr,
+        hits: Arc::new(AtomicUsize::new(0)),
+        stop: Some(stop),
+    };
+    (echo, dir)
 }
