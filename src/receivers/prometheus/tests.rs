@@ -681,6 +681,7 @@ mod running {
             .start(&Host {
                 ready,
                 shutdown: CancellationToken::new(),
+                extensions: Default::default(),
             })
             .await
             .unwrap();
@@ -975,6 +976,7 @@ async fn the_seed_receiver_starts_outside_a_cluster_and_stops() {
         .start(&Host {
             ready,
             shutdown: tokio_util::sync::CancellationToken::new(),
+            extensions: Default::default(),
         })
         .await
         .unwrap();

@@ -33,6 +33,7 @@ async fn start(yaml: &str) -> Running {
         .start(&Host {
             ready,
             shutdown: CancellationToken::new(),
+            extensions: Default::default(),
         })
         .await
         .unwrap();

@@ -25,6 +25,7 @@ async fn start(yaml: &str) -> (Arc<Receiver>, Arc<Capture>, SocketAddr) {
         .start(&Host {
             ready,
             shutdown: CancellationToken::new(),
+            extensions: Default::default(),
         })
         .await
         .unwrap();
