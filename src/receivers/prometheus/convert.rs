@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -154,7 +155,7 @@ pub struct Converted {
 #[derive(Default)]
 pub struct TargetState {
     series: HashMap<SeriesKey, SeriesState>,
-    previous: HashMap<SeriesKey, SeriesMeta>,
+    previous: HashMap<SeriesKey, Arc<SeriesMeta>>,
     /// This scrape's start time from `start_time_metric`, when configured.
     fixed_start_ms: Option<i64>,
     /// `trim_metric_suffixes`, for this scrape.
@@ -385,7 +386,7 @@ impl TargetState {
             self.fixed_start_ms = Some((value * 1000.0) as i64);
         }
         let mut building = Building::default();
-        let mut seen: HashMap<SeriesKey, SeriesMeta> = HashMap::new();
+        let mut seen: HashMap<SeriesKey, Arc<SeriesMeta>> = HashMap::new();
         let mut target_info_attrs = Vec::new();
         let mut scope_attributes: HashMap<ScopeKey, Vec<(String, String)>> = HashMap::new();
         for family in families {
@@ -546,15 +547,17 @@ impl TargetState {
         family: &Family,
         points: Vec<Point<'_>>,
         building: &mut Building,
-        seen: &mut HashMap<SeriesKey, SeriesMeta>,
+        seen: &mut HashMap<SeriesKey, Arc<SeriesMeta>>,
     ) {
         let description = family.help.clone().unwrap_or_default();
         let unit = family.unit.as_deref().map(unit_to_ucum).unwrap_or_default();
-        let meta = |kind| SeriesMeta {
-            kind,
-            description: description.clone(),
-            unit: unit.clone(),
-            prom_type: family.kind.as_str(),
+        let meta = |kind| {
+            Arc::new(SeriesMeta {
+                kind,
+                description: description.clone(),
+                unit: unit.clone(),
+                prom_type: family.kind.as_str(),
+            })
         };
         match family.kind {
             MetricType::Counter
@@ -629,8 +632,8 @@ impl TargetState {
         family: &Family,
         points: Vec<Point<'_>>,
         building: &mut Building,
-        seen: &mut HashMap<SeriesKey, SeriesMeta>,
-        meta: SeriesMeta,
+        seen: &mut HashMap<SeriesKey, Arc<SeriesMeta>>,
+        meta: Arc<SeriesMeta>,
     ) {
         #[derive(Default)]
         struct Acc {
@@ -716,8 +719,8 @@ impl TargetState {
         family: &Family,
         points: Vec<Point<'_>>,
         building: &mut Building,
-        seen: &mut HashMap<SeriesKey, SeriesMeta>,
-        meta: SeriesMeta,
+        seen: &mut HashMap<SeriesKey, Arc<SeriesMeta>>,
+        meta: Arc<SeriesMeta>,
     ) {
         #[derive(Default)]
         struct Acc {
