@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use yaml_serde::Value;
 
-use crate::support::process::{free_port, run_env};
+use crate::support::process::{free_port, run_env, Collector};
+use crate::support::sink::Sink;
 
 /// What the Kubernetes secrets and the example READMEs put in the environment.
 const ENV: [(&str, &str); 3] = [
@@ -370,11 +371,40 @@ fn slo_rules_pass_promtool_checks_and_unit_tests() {
     assert!(tests.matches("exp_alerts: []").count() >= 4);
 }
 
-/// A gateway child process, killed on drop.
-struct Gateway(Child);
+/// A child process, killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self
+            .0
+            .kill()
+            .and_then(|()| self.0.wait().map(drop))
+            .is_err()
+        {
+            eprintln!("child process could not be killed");
+        }
+    }
+}
+
+/// Waits (at most 30 s) until `port` on 127.0.0.1 accepts connections.
+fn wait_listening(child: &mut Running, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            child.0.try_wait().expect("wait").is_none(),
+            "child exited before listening on {port}"
+        );
+        assert!(Instant::now() < deadline, "nothing on {port} within 30s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running otelpipe-gateway.
+struct Gateway;
 
 impl Gateway {
-    fn start(config: &Path, admin: u16) -> Self {
+    fn start(config: &Path, admin: u16) -> Running {
         let child = Command::new(gateway_binary())
             .arg("--config")
             .arg(config)
@@ -386,30 +416,9 @@ impl Gateway {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn otelpipe-gateway");
-        let mut gateway = Self(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", admin)).is_err() {
-            assert!(
-                gateway.0.try_wait().expect("wait").is_none(),
-                "otelpipe-gateway exited early"
-            );
-            assert!(Instant::now() < deadline, "Admin API not up within 30s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut gateway = Running(child);
+        wait_listening(&mut gateway, admin);
         gateway
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if self
-            .0
-            .kill()
-            .and_then(|()| self.0.wait().map(drop))
-            .is_err()
-        {
-            eprintln!("otelpipe-gateway child could not be killed");
-        }
     }
 }
 
@@ -629,4 +638,154 @@ fn dockerfile_builds_both_binaries_into_a_non_root_image() {
     }
     let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
     assert!(ignore.lines().any(|l| l.trim() == "target"));
+}
+
+/// OTLP/JSON for `ok` + `failed` Kong root spans (`kong`, SERVER) on route /demo, 5 ms each.
+fn kong_spans(ok: usize, failed: usize) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let spans: Vec<serde_json::Value> = (0..ok + failed)
+        .map(|i| {
+            let status = if i < ok { 200 } else { 503 };
+            serde_json::json!({
+                "traceId": format!("{:032x}", now + i as u128),
+                "spanId": format!("{:016x}", i + 1),
+                "name": "kong",
+                "kind": 2,
+                "startTimeUnixNano": (now - 5_000_000).to_string(),
+                "endTimeUnixNano": now.to_string(),
+                "attributes": [
+                    {"key": "http.method", "value": {"stringValue": "GET"}},
+                    {"key": "http.status_code", "value": {"intValue": status.to_string()}},
+                    {"key": "http.route", "value": {"stringValue": "/demo"}}
+                ]
+            })
+        })
+        .collect();
+    serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "kong-otel"}}
+        ]},
+        "scopeSpans": [{"spans": spans}]
+    }]})
+    .to_string()
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "10"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// config/jaeger.yaml end to end: Kong's spans reach Jaeger (an OTLP gRPC sink stands in for
+/// it) and, as span metrics scraped by a real Prometheus with the SLO rules loaded, fire the
+/// availability alert when 3 % of the requests fail.
+#[test]
+fn jaeger_config_feeds_jaeger_and_the_spanmetrics_slo_rules() {
+    let jaeger = Sink::grpc();
+    let (grpc, http, metrics, health) = (free_port(), free_port(), free_port(), free_port());
+    let tmp = tempfile::tempdir().unwrap();
+    // Ports of this test, and a short flush so that Prometheus sees the counters grow.
+    let ports = tmp.path().join("ports.yaml");
+    std::fs::write(
+        &ports,
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\n      http:\n        endpoint: 127.0.0.1:{http}\n\
+             connectors:\n  spanmetrics:\n    metrics_flush_interval: 1s\n\
+             exporters:\n  prometheus:\n    endpoint: 127.0.0.1:{metrics}\n\
+             extensions:\n  health_check:\n    endpoint: 127.0.0.1:{health}\n"
+        ),
+    )
+    .unwrap();
+    let jaeger_endpoint = jaeger.addr.to_string();
+    let config = root().join("config/jaeger.yaml");
+    let _collector = Collector::start_merged(
+        &[&config, &ports],
+        &[("JAEGER_ENDPOINT", &jaeger_endpoint)],
+        http,
+    );
+
+    let prom_port = free_port();
+    let rules = root().join("examples/kong-slo/spanmetrics-slo.rules.yml");
+    let prom_config = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: otelpipe-spanmetrics\n    static_configs:\n      - targets: [\"127.0.0.1:{metrics}\"]\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", prom_config.display()))
+        .arg(format!("--storage.tsdb.path={}", tmp.path().join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("prometheus could not run ({e}): install Debian's `prometheus` package (scripts/test does)")
+        });
+    let mut prometheus = Running(prometheus);
+    wait_listening(&mut prometheus, prom_port);
+
+    let traces_url = format!("http://127.0.0.1:{http}/v1/traces");
+    let alerts_url = format!("http://127.0.0.1:{prom_port}/api/v1/alerts");
+    let body = kong_spans(97, 3);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let firing = loop {
+        curl(&[
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &body,
+            &traces_url,
+        ]);
+        let alerts: serde_json::Value = serde_json::from_str(&curl(&[&alerts_url])).unwrap();
+        let firing: Vec<serde_json::Value> = alerts["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["state"] == "firing")
+            .cloned()
+            .collect();
+        if !firing.is_empty() {
+            break firing;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert within 120s: {alerts}\n{}",
+            curl(&[&format!("http://127.0.0.1:{metrics}/metrics")])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(firing.len(), 1, "{firing:?}");
+    assert_eq!(
+        firing[0]["labels"]["alertname"],
+        "SpanAvailabilitySLOBreached"
+    );
+    assert_eq!(firing[0]["labels"]["service_name"], "kong-otel");
+    let availability: f64 = firing[0]["value"].as_str().unwrap().parse().unwrap();
+    assert!((availability - 0.97).abs() < 1e-9, "{availability}");
+
+    // The same spans went to Jaeger over OTLP gRPC.
+    assert!(jaeger.wait_for_items(100) >= 100);
+    let received = jaeger.received();
+    assert!(received
+        .iter()
+        .all(|r| r.path == "traces" && r.status == 200));
 }
