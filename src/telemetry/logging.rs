@@ -1,11 +1,14 @@
 //! The collector's own logs: `tracing` to stderr, level from `RUST_LOG` or
 //! `service.telemetry.logs.level`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogLevel;
 
 /// Installs the stderr logger. `RUST_LOG`, when set, wins over `level`.
+/// Colours only when stderr is a terminal, so files and log collectors get plain text.
 /// Safe to call more than once (later calls are ignored).
 pub fn init(level: LogLevel) {
     let default = match level {
@@ -19,5 +22,6 @@ pub fn init(level: LogLevel) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
