@@ -397,7 +397,7 @@ pub struct Shared {
     /// The current runtime.
     pub runtime: ArcSwap<Runtime>,
     /// kong.conf settings.
-    pub conf: KongConf,
+    pub conf: Arc<KongConf>,
     /// Counters.
     pub counters: Counters,
     /// Resolved upstream host names.
@@ -411,7 +411,7 @@ impl Shared {
     pub fn new(conf: KongConf, config: Config) -> Arc<Self> {
         Arc::new(Self {
             runtime: ArcSwap::from_pointee(Runtime::build(config, None)),
-            conf,
+            conf: Arc::new(conf),
             counters: Counters::default(),
             dns: crate::proxy::dns::DnsCache::default(),
             write_lock: tokio::sync::Mutex::new(()),

@@ -18,6 +18,8 @@
 //! tcp-log 7). When no route matched, global plugins still run header_filter, body_filter
 //! and log for the 404.
 
+pub mod opentelemetry;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -81,7 +83,7 @@ pub trait Factory: Send + Sync {
 
 /// The plugins this gateway implements, one line each.
 pub fn registry() -> Vec<&'static dyn Factory> {
-    Vec::new()
+    vec![&opentelemetry::OpenTelemetryFactory]
 }
 
 /// The plugins bundled with Kong 3.9 (Kong/kong:kong/constants.lua `BUNDLED_PLUGINS`).

@@ -36,6 +36,9 @@ pub async fn handle(
     let runtime = shared.runtime.load_full();
     let mut ctx = RequestContext::new(peer, listen_port);
     let (parts, incoming) = req.into_parts();
+    ctx.conf = Some(Arc::clone(&shared.conf));
+    ctx.version = parts.version;
+    ctx.request_headers = parts.headers.clone();
     ctx.method = parts.method.as_str().to_owned();
     ctx.uri = parts
         .uri
@@ -134,7 +137,7 @@ pub async fn handle(
         .matched_path
         .as_deref()
         .filter(|p| found.route.strip_path && *p != "/");
-    let mut out_headers = parts.headers.clone();
+    let mut out_headers = std::mem::take(&mut ctx.request_headers);
     let http_version = if parts.version == Version::HTTP_2 {
         "2"
     } else {

@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod opentelemetry;
 mod proxy;
 mod status;
 mod support;
