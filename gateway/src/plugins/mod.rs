@@ -19,6 +19,7 @@
 //! and log for the 404.
 
 pub mod opentelemetry;
+pub mod prometheus;
 
 use std::sync::Arc;
 
@@ -83,7 +84,10 @@ pub trait Factory: Send + Sync {
 
 /// The plugins this gateway implements, one line each.
 pub fn registry() -> Vec<&'static dyn Factory> {
-    vec![&opentelemetry::OpenTelemetryFactory]
+    vec![
+        &opentelemetry::OpenTelemetryFactory,
+        &prometheus::PrometheusFactory,
+    ]
 }
 
 /// The plugins bundled with Kong 3.9 (Kong/kong:kong/constants.lua `BUNDLED_PLUGINS`).

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod opentelemetry;
+mod prometheus;
 mod proxy;
 mod status;
 mod support;
