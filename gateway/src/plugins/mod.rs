@@ -20,6 +20,7 @@
 
 pub mod opentelemetry;
 pub mod prometheus;
+pub mod tcp_log;
 
 use std::sync::Arc;
 
@@ -87,6 +88,7 @@ pub fn registry() -> Vec<&'static dyn Factory> {
     vec![
         &opentelemetry::OpenTelemetryFactory,
         &prometheus::PrometheusFactory,
+        &tcp_log::TcpLogFactory,
     ]
 }
 

@@ -61,7 +61,8 @@ pub struct RequestContext {
     pub uri: String,
     /// Host without port, as sent.
     pub host: String,
-    /// Request headers as they are sent upstream (after plugins' edits).
+    /// Request headers after plugins' edits, before the proxy's own upstream headers
+    /// (`X-Forwarded-*`, `Host`): what `kong.request.get_headers()` sees in the log phase.
     pub request_headers: http::HeaderMap,
     /// Matched route.
     pub route: Option<Arc<Route>>,

@@ -143,6 +143,7 @@ pub async fn handle(
     } else {
         "1.1"
     };
+    ctx.request_headers = out_headers.clone();
     headers::upstream_request(
         &mut out_headers,
         &Forwarded {
@@ -160,7 +161,6 @@ pub async fn handle(
         &shared.conf,
         KONG_VERSION,
     );
-    ctx.request_headers = out_headers.clone();
     let request_body = (!incoming.is_end_stream()).then(|| body::boxed(incoming));
     let out = Outgoing {
         method: parts.method.clone(),

@@ -7,3 +7,4 @@ mod prometheus;
 mod proxy;
 mod status;
 mod support;
+mod tcp_log;
