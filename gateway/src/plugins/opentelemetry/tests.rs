@@ -280,3 +280,76 @@ fn config_defaults_and_problems() {
     let fields: Vec<&str> = problems.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(fields, ["@entity", "header_type", "queue.max_batch_size"]);
 }
+
+mod queue_semantics {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use super::super::config::QueueConfig;
+    use super::super::queue::{Queue, Sender};
+
+    struct Recorder {
+        failures: AtomicUsize,
+        tx: Mutex<mpsc::UnboundedSender<Bytes>>,
+    }
+
+    impl Sender for Recorder {
+        type Item = u8;
+
+        fn encode(&self, batch: Vec<u8>) -> Bytes {
+            Bytes::from(batch)
+        }
+
+        async fn send(&self, body: Bytes) -> Result<(), String> {
+            if let Ok(tx) = self.tx.lock() {
+                tx.send(body).ok();
+            }
+            if self.failures.load(Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                return Err("refused".into());
+            }
+            Ok(())
+        }
+    }
+
+    fn queue(
+        max_entries: u64,
+        failures: usize,
+    ) -> (Arc<Queue<Recorder>>, mpsc::UnboundedReceiver<Bytes>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let conf = QueueConfig {
+            max_entries,
+            max_batch_size: 3,
+            max_coalescing_delay: 0.01,
+            ..QueueConfig::default()
+        };
+        let sender = Recorder {
+            failures: AtomicUsize::new(failures),
+            tx: Mutex::new(tx),
+        };
+        (Queue::new("test:traces".into(), conf, sender), rx)
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_entries() {
+        let (q, _rx) = queue(2, 0);
+        q.push_all(vec![1, 2, 3, 4, 5]);
+        assert_eq!(q.dropped(), 3);
+    }
+
+    #[tokio::test]
+    async fn batches_are_bounded_and_a_failed_batch_is_retried_unchanged() {
+        let (q, mut rx) = queue(100, 2);
+        q.push_all(vec![1, 2, 3, 4]);
+        let first = rx.recv().await.unwrap();
+        assert_eq!(&first[..], &[1, 2, 3]);
+        assert_eq!(rx.recv().await.unwrap(), first);
+        assert_eq!(rx.recv().await.unwrap(), first);
+        assert_eq!(&rx.recv().await.unwrap()[..], &[4]);
+        assert_eq!(q.dropped(), 0);
+        q.close();
+    }
+}

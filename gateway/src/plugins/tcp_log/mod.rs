@@ -76,9 +76,7 @@ fn default_keepalive() -> u64 {
     60_000
 }
 
-fn parse(
-    config: &Value,
-) -> Result<(TcpLogConfig, Snippets), Vec<(String, String)>> {
+fn parse(config: &Value) -> Result<(TcpLogConfig, Snippets), Vec<(String, String)>> {
     let mut problems = Vec::new();
     if let Value::Object(map) = config {
         for field in ["host", "port"] {
