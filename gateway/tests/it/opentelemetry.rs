@@ -343,3 +343,76 @@ async fn invalid_config_is_rejected_with_the_field() {
     assert!(text.contains("expected one of"), "{text}");
     admin_gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn no_route_yields_root_and_failed_router_spans() {
+    let (sink_addr, mut rx) = sink(0).await;
+    let upstream = echo_server("coupon").await;
+    let gw = gateway(
+        &config(sink_addr, upstream.addr, SEED_PROPAGATION),
+        TRACING_ALL,
+    )
+    .await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    assert_eq!(get(&format!("{proxy}/nope"), &[]).await.status, 404);
+    let export = next(&mut rx).await;
+    let spans = spans(&export);
+    assert_eq!(spans[0].name, "kong");
+    assert_eq!(
+        attr(&spans[0].attributes, "http.status_code"),
+        Some(&Any::IntValue(404))
+    );
+    assert_eq!(
+        attr(&spans[0].attributes, "http.route"),
+        Some(&Any::StringValue(String::new()))
+    );
+    assert_eq!(spans[0].status.as_ref().map(|s| s.code), Some(0));
+    assert_eq!(spans[1].name, "kong.router");
+    assert_eq!(spans[1].status.as_ref().map(|s| s.code), Some(2));
+    assert!(spans.iter().all(|s| s.name != "kong.balancer"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn failed_tries_are_error_balancer_spans() {
+    let (sink_addr, mut rx) = sink(0).await;
+    let closed = crate::support::closed_port().await;
+    let yaml = format!(
+        r#"_format_version: "3.0"
+services:
+- name: down
+  url: http://127.0.0.1:{closed}
+  retries: 1
+  routes:
+  - name: down_route
+    paths: [/down]
+plugins:
+- name: opentelemetry
+  config:
+    traces_endpoint: http://{sink_addr}/v1/traces
+    queue: {{max_coalescing_delay: 0.1}}
+"#
+    );
+    let gw = gateway(&yaml, TRACING_ALL).await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    assert_eq!(get(&format!("{proxy}/down"), &[]).await.status, 502);
+    let export = next(&mut rx).await;
+    let balancers: Vec<&Span> = spans(&export)
+        .iter()
+        .filter(|s| s.name == "kong.balancer")
+        .collect();
+    assert_eq!(balancers.len(), 2);
+    for (i, span) in balancers.iter().enumerate() {
+        assert_eq!(
+            attr(&span.attributes, "try_count"),
+            Some(&Any::DoubleValue((i + 1) as f64))
+        );
+        assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
+        assert_eq!(
+            attr(&span.attributes, "http.status_code"),
+            Some(&Any::IntValue(502))
+        );
+    }
+    assert_eq!(spans(&export)[0].status.as_ref().map(|s| s.code), Some(0));
+    gw.shutdown().await;
+}
