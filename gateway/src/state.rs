@@ -299,7 +299,7 @@ pub struct Shared {
     /// The current runtime.
     pub runtime: ArcSwap<Runtime>,
     /// kong.conf settings.
-    pub conf: KongConf,
+    pub conf: Arc<KongConf>,
     /// Counters.
     pub counters: Counters,
     /// Resolved upstream host names.
@@ -314,7 +314,7 @@ impl Shared {
         let tls = crate::proxy::tls::client_config()?;
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(Runtime::build(config, None, &tls)),
-            conf,
+            conf: Arc::new(conf),
             counters: Counters::default(),
             dns: crate::proxy::dns::DnsCache::default(),
             write_lock: tokio::sync::Mutex::new(()),

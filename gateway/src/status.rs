@@ -56,11 +56,13 @@ pub fn status_body(shared: &Shared) -> Value {
     })
 }
 
-/// `GET /metrics`: Prometheus text; empty until the prometheus plugin provides metrics.
-pub fn metrics_response() -> Response<Full<Bytes>> {
+/// `GET /metrics`: Prometheus text (the prometheus plugin's families and node gauges).
+pub fn metrics_response(shared: &Shared) -> Response<Full<Bytes>> {
     Response::builder()
         .header("content-type", "text/plain; charset=UTF-8")
-        .body(Full::new(Bytes::new()))
+        .body(Full::new(Bytes::from(crate::plugins::prometheus::render(
+            shared,
+        ))))
         .unwrap_or_default()
 }
 
@@ -84,7 +86,7 @@ pub fn handle<B>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
                 json_response(StatusCode::OK, &json!({"message": "ready"}))
             }
         }
-        "/metrics" => metrics_response(),
+        "/metrics" => metrics_response(shared),
         _ => json_response(StatusCode::NOT_FOUND, &json!({"message": "Not found"})),
     }
 }

@@ -74,7 +74,7 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<By
     let mut response = match segments.as_slice() {
         [] => reply((StatusCode::OK, Some(node_info(shared)))),
         ["status"] => status::handle(shared, &Request::new(())),
-        ["metrics"] => status::metrics_response(),
+        ["metrics"] => status::metrics_response(shared),
         ["config"] => reply(
             config(
                 shared,

@@ -18,6 +18,10 @@
 //! tcp-log 7). When no route matched, global plugins still run header_filter, body_filter
 //! and log for the 404.
 
+pub mod opentelemetry;
+pub mod prometheus;
+pub mod tcp_log;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -81,7 +85,11 @@ pub trait Factory: Send + Sync {
 
 /// The plugins this gateway implements, one line each.
 pub fn registry() -> Vec<&'static dyn Factory> {
-    Vec::new()
+    vec![
+        &opentelemetry::OpenTelemetryFactory,
+        &prometheus::PrometheusFactory,
+        &tcp_log::TcpLogFactory,
+    ]
 }
 
 /// The plugins bundled with Kong 3.9 (Kong/kong:kong/constants.lua `BUNDLED_PLUGINS`).

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::conf::KongConf;
 use crate::declarative::model::{Route, Service};
 
 /// One balancer try (serializer `tries`).
@@ -60,7 +61,8 @@ pub struct RequestContext {
     pub uri: String,
     /// Host without port, as sent.
     pub host: String,
-    /// Request headers as they are sent upstream (after plugins' edits).
+    /// Request headers after plugins' edits, before the proxy's own upstream headers
+    /// (`X-Forwarded-*`, `Host`): what `kong.request.get_headers()` sees in the log phase.
     pub request_headers: http::HeaderMap,
     /// Matched route.
     pub route: Option<Arc<Route>>,
@@ -84,6 +86,14 @@ pub struct RequestContext {
     pub latencies: Latencies,
     /// `upstream` when proxied, `kong` when Kong answered.
     pub source: &'static str,
+    /// kong.conf in force (tracing settings, node id).
+    pub conf: Option<Arc<KongConf>>,
+    /// Downstream HTTP version.
+    pub version: http::Version,
+    /// Tracing state of the opentelemetry plugin.
+    pub trace: Option<Box<crate::plugins::opentelemetry::TraceState>>,
+    /// Trace ids written by injectors, per format (serializer `trace_id`).
+    pub trace_ids: Vec<(&'static str, String)>,
 }
 
 impl RequestContext {
@@ -112,6 +122,10 @@ impl RequestContext {
             response_body_bytes: 0,
             latencies: Latencies::default(),
             source: "kong",
+            conf: None,
+            version: http::Version::HTTP_11,
+            trace: None,
+            trace_ids: Vec::new(),
         }
     }
 

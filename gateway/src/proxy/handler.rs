@@ -41,6 +41,9 @@ pub async fn handle(
     let downstream_upgrade = websocket::is_upgrade(&parts.headers)
         .then(|| parts.extensions.remove::<OnUpgrade>())
         .flatten();
+    ctx.conf = Some(Arc::clone(&shared.conf));
+    ctx.version = parts.version;
+    ctx.request_headers = parts.headers.clone();
     ctx.method = parts.method.as_str().to_owned();
     ctx.uri = parts
         .uri
@@ -139,12 +142,13 @@ pub async fn handle(
         .matched_path
         .as_deref()
         .filter(|p| found.route.strip_path && *p != "/");
-    let mut out_headers = parts.headers.clone();
+    let mut out_headers = std::mem::take(&mut ctx.request_headers);
     let http_version = if parts.version == Version::HTTP_2 {
         "2"
     } else {
         "1.1"
     };
+    ctx.request_headers = out_headers.clone();
     headers::upstream_request(
         &mut out_headers,
         &Forwarded {
@@ -165,7 +169,6 @@ pub async fn handle(
     if downstream_upgrade.is_some() {
         websocket::set_upgrade_headers(&mut out_headers);
     }
-    ctx.request_headers = out_headers.clone();
     let request_body = (!incoming.is_end_stream()).then(|| body::boxed(incoming));
     let out = Outgoing {
         method: parts.method.clone(),

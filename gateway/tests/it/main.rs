@@ -2,6 +2,9 @@
 
 mod admin;
 mod cli;
+mod opentelemetry;
+mod prometheus;
 mod proxy;
 mod status;
 mod support;
+mod tcp_log;

@@ -1,0 +1,268 @@
+//! The `tcp-log` plugin (Kong 3.9, priority 7, log phase): one JSON document per line per
+//! request to `host:port`, over pooled connections (spec §6).
+//!
+//! ```yaml
+//! plugins:
+//! - name: tcp-log
+//!   config:
+//!     host: collector
+//!     port: 54525
+//!     custom_fields_by_lua:
+//!       trace_id: local log_payload = kong.log.serialize() local trace_id = log_payload['trace_id']['w3c'] return trace_id
+//! ```
+//!
+//! As Kong: no queue, no retry; a failed connect or write is logged and the entry is lost.
+//! Sends in flight are bounded; past the bound entries are dropped and counted.
+//! `custom_fields_by_lua` accepts the snippet forms of [`lua`]; `tls: true` is rejected (this
+//! build has no TLS client for log sinks).
+
+pub mod lua;
+pub mod serialize;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use super::{Factory, Plugin};
+use crate::proxy::context::RequestContext;
+
+/// Sends in flight per instance before entries are dropped.
+const MAX_IN_FLIGHT: usize = 1024;
+/// Idle connections kept per instance.
+const MAX_IDLE: usize = 16;
+
+/// The plugin's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpLogConfig {
+    /// Destination host.
+    pub host: String,
+    /// Destination port.
+    pub port: u16,
+    /// Connect / send timeout, ms.
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+    /// Idle time of a pooled connection, ms.
+    #[serde(default = "default_keepalive")]
+    pub keepalive: u64,
+    /// TLS to the destination.
+    #[serde(default)]
+    pub tls: bool,
+    /// SNI for TLS.
+    #[serde(default)]
+    pub tls_sni: Option<String>,
+    /// Field → Lua chunk.
+    #[serde(default)]
+    pub custom_fields_by_lua: Option<BTreeMap<String, String>>,
+}
+
+/// Checked `custom_fields_by_lua` entries: field → snippet.
+type Snippets = Vec<(String, lua::Snippet)>;
+
+fn default_timeout() -> u64 {
+    10_000
+}
+
+fn default_keepalive() -> u64 {
+    60_000
+}
+
+fn parse(config: &Value) -> Result<(TcpLogConfig, Snippets), Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    if let Value::Object(map) = config {
+        for field in ["host", "port"] {
+            if map.get(field).is_none_or(Value::is_null) {
+                problems.push((field.to_owned(), "required field missing".to_owned()));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let conf: TcpLogConfig = serde_json::from_value(config.clone()).map_err(|e| {
+        let msg = e.to_string();
+        match msg.strip_prefix("unknown field `") {
+            Some(rest) => vec![(
+                rest.split('`').next().unwrap_or_default().to_owned(),
+                "unknown field".to_owned(),
+            )],
+            None => vec![("@entity".to_owned(), msg)],
+        }
+    })?;
+    if conf.port == 0 {
+        problems.push((
+            "port".to_owned(),
+            "value should be between 0 and 65535".to_owned(),
+        ));
+    }
+    if conf.tls {
+        problems.push((
+            "tls".to_owned(),
+            "TLS to log destinations is not supported by this gateway".to_owned(),
+        ));
+    }
+    let mut snippets = Vec::new();
+    for (field, chunk) in conf.custom_fields_by_lua.iter().flatten() {
+        match lua::compile(chunk) {
+            Ok(s) => snippets.push((field.clone(), s)),
+            Err(e) => problems.push((
+                format!("custom_fields_by_lua.{field}"),
+                format!("unsupported Lua snippet: {e}"),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok((conf, snippets))
+    } else {
+        Err(problems)
+    }
+}
+
+/// The plugin's factory.
+pub struct TcpLogFactory;
+
+impl Factory for TcpLogFactory {
+    fn name(&self) -> &'static str {
+        "tcp-log"
+    }
+
+    fn check_config(&self, config: &mut Value) -> Result<(), Vec<(String, String)>> {
+        let (conf, _) = parse(config)?;
+        if let Ok(v) = serde_json::to_value(conf) {
+            *config = v;
+        }
+        Ok(())
+    }
+
+    fn build(&self, config: &Value) -> Result<Arc<dyn Plugin>, String> {
+        let (conf, snippets) = parse(config).map_err(|p| {
+            p.iter()
+                .map(|(f, m)| format!("{f}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        Ok(Arc::new(TcpLog {
+            sink: Arc::new(Sink {
+                addr: format!("{}:{}", conf.host, conf.port),
+                timeout: Duration::from_millis(conf.timeout),
+                keepalive: Duration::from_millis(conf.keepalive),
+                idle: Mutex::new(Vec::new()),
+                in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+                dropped: AtomicU64::new(0),
+            }),
+            snippets,
+        }))
+    }
+}
+
+/// Destination with its idle-connection pool.
+struct Sink {
+    addr: String,
+    timeout: Duration,
+    keepalive: Duration,
+    idle: Mutex<Vec<(TcpStream, Instant)>>,
+    in_flight: Arc<Semaphore>,
+    dropped: AtomicU64,
+}
+
+impl Sink {
+    fn pooled(&self) -> Option<TcpStream> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some((stream, since)) = idle.pop() {
+            if since.elapsed() < self.keepalive {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    async fn send(&self, line: String) -> std::io::Result<()> {
+        let stream = match self.pooled() {
+            Some(s) => s,
+            None => tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout")
+                })??,
+        };
+        let mut stream = stream;
+        tokio::time::timeout(self.timeout, stream.write_all(line.as_bytes()))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "send timeout"))??;
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE {
+                idle.push((stream, Instant::now()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One plugin instance.
+pub struct TcpLog {
+    sink: Arc<Sink>,
+    snippets: Vec<(String, lua::Snippet)>,
+}
+
+impl TcpLog {
+    /// The line this instance sends for a request; `None` when a snippet fails (Kong does
+    /// not log that request).
+    pub fn line(&self, ctx: &RequestContext) -> Option<String> {
+        let mut payload = serialize::serialize(ctx);
+        for (field, snippet) in &self.snippets {
+            match snippet.run(ctx, &payload) {
+                Ok(value) => serialize::set_value(&mut payload, field, value),
+                Err(error) => {
+                    tracing::error!(field = %field, %error, "tcp-log: custom_fields_by_lua failed");
+                    return None;
+                }
+            }
+        }
+        Some(serialize::wire_line(&payload))
+    }
+}
+
+impl Plugin for TcpLog {
+    fn name(&self) -> &'static str {
+        "tcp-log"
+    }
+
+    fn priority(&self) -> i32 {
+        7
+    }
+
+    fn log(&self, ctx: &RequestContext) {
+        let Some(line) = self.line(ctx) else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Ok(permit) = Arc::clone(&self.sink.in_flight).try_acquire_owned() else {
+            let n = self.sink.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::error!(
+                    dropped = n,
+                    "tcp-log: too many sends in flight, dropping entries"
+                );
+            }
+            return;
+        };
+        let sink = Arc::clone(&self.sink);
+        handle.spawn(async move {
+            if let Err(error) = sink.send(line).await {
+                tracing::error!(addr = %sink.addr, %error, "tcp-log: failed to send the log entry");
+            }
+            drop(permit);
+        });
+    }
+}

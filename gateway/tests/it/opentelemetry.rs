@@ -1,0 +1,418 @@
+//! The opentelemetry plugin: a real gateway exports to an OTLP/HTTP sink that decodes the
+//! protobuf; the upstream sees the injected trace context.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::support::{echo_server, gateway, get};
+
+/// What the sink received in one export request.
+struct Export {
+    content_type: String,
+    request: ExportTraceServiceRequest,
+}
+
+/// An OTLP/HTTP traces sink; answers `fail_first` requests with 500, then 200.
+async fn sink(fail_first: usize) -> (SocketAddr, mpsc::UnboundedReceiver<Export>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let seen = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let tx = tx.clone();
+                    let seen = Arc::clone(&seen);
+                    async move {
+                        let content_type = req
+                            .headers()
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let request = ExportTraceServiceRequest::decode(body).unwrap();
+                        tx.send(Export {
+                            content_type,
+                            request,
+                        })
+                        .ok();
+                        let status = if seen.fetch_add(1, Ordering::SeqCst) < fail_first {
+                            500
+                        } else {
+                            200
+                        };
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::new()))
+                                .unwrap(),
+                        )
+                    }
+                });
+                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await
+                    .ok();
+            });
+        }
+    });
+    (addr, rx)
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Export>) -> Export {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("no export within 20 s")
+        .expect("sink closed")
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Any> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+fn config(sink: SocketAddr, upstream: SocketAddr, propagation: &str) -> String {
+    format!(
+        r#"_format_version: "3.0"
+services:
+- name: coupon
+  url: http://{upstream}
+  routes:
+  - name: coupon_route
+    paths: [/coupon]
+plugins:
+- name: opentelemetry
+  instance_name: opentelemetry1
+  enabled: true
+  config:
+    traces_endpoint: http://{sink}/v1/traces
+    queue: {{max_coalescing_delay: 0.1}}
+{propagation}
+    resource_attributes:
+      service.name: "kong-otel"
+"#
+    )
+}
+
+const SEED_PROPAGATION: &str =
+    "    propagation:\n      default_format: \"w3c\"\n      inject: [\"w3c\"]";
+const TRACING_ALL: &[(&str, &str)] = &[
+    ("KONG_TRACING_INSTRUMENTATIONS", "all"),
+    ("KONG_TRACING_SAMPLING_RATE", "1.0"),
+];
+
+fn spans(export: &Export) -> &[Span] {
+    &export.request.resource_spans[0].scope_spans[0].spans
+}
+
+#[tokio::test]
+async fn seed_config_exports_kong_spans_and_injects_the_balancer_span_id() {
+    let (sink_addr, mut rx) = sink(0).await;
+    let upstream = echo_server("coupon").await;
+    let gw = gateway(
+        &config(sink_addr, upstream.addr, SEED_PROPAGATION),
+        TRACING_ALL,
+    )
+    .await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01";
+    let reply = get(
+        &format!("{proxy}/coupon/apply?code=SAVE10"),
+        &[("traceparent", incoming)],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let traceparent = reply.upstream_header("traceparent").unwrap();
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    assert_eq!(parts[0], "00");
+    assert_ne!(
+        parts[1], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "inject-only config must not continue the trace"
+    );
+    assert_eq!(parts[3], "01");
+
+    let export = next(&mut rx).await;
+    assert_eq!(export.content_type, "application/x-protobuf");
+    let rs = &export.request.resource_spans;
+    assert_eq!(rs.len(), 1);
+    let resource = rs[0].resource.as_ref().unwrap();
+    let keys: Vec<&str> = resource
+        .attributes
+        .iter()
+        .map(|kv| kv.key.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        ["service.name", "service.instance.id", "service.version"]
+    );
+    assert_eq!(
+        attr(&resource.attributes, "service.name"),
+        Some(&Any::StringValue("kong-otel".into()))
+    );
+    assert_eq!(
+        attr(&resource.attributes, "service.version"),
+        Some(&Any::StringValue("3.9.0".into()))
+    );
+    let scope = rs[0].scope_spans[0].scope.as_ref().unwrap();
+    assert_eq!(
+        (scope.name.as_str(), scope.version.as_str()),
+        ("kong-internal", "0.1.0")
+    );
+
+    let spans = spans(&export);
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "kong",
+            "kong.router",
+            "kong.access.plugin.opentelemetry",
+            "kong.header_filter.plugin.opentelemetry",
+            "kong.balancer"
+        ]
+    );
+    let kinds: Vec<i32> = spans.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, [2, 1, 1, 1, 3]);
+    let root = &spans[0];
+    assert!(root.parent_span_id.is_empty());
+    assert_eq!(hex(&root.trace_id), parts[1]);
+    for child in &spans[1..] {
+        assert_eq!(child.parent_span_id, root.span_id);
+        assert_eq!(child.trace_id, root.trace_id);
+        assert_eq!(child.status.as_ref().map(|s| s.code), Some(0));
+    }
+    let balancer = &spans[4];
+    assert_eq!(
+        hex(&balancer.span_id),
+        parts[2],
+        "upstream got the balancer span id"
+    );
+    assert_eq!(balancer.end_time_unix_nano, root.end_time_unix_nano);
+    assert_eq!(root.start_time_unix_nano % 1_000_000, 0);
+    assert!(root.end_time_unix_nano >= root.start_time_unix_nano);
+
+    let root_keys: Vec<&str> = root.attributes.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(
+        root_keys,
+        [
+            "http.method",
+            "http.url",
+            "http.host",
+            "http.scheme",
+            "http.flavor",
+            "http.client_ip",
+            "net.peer.ip",
+            "kong.request.id",
+            "http.status_code",
+            "http.route"
+        ]
+    );
+    let a = &root.attributes;
+    assert_eq!(
+        attr(a, "http.method"),
+        Some(&Any::StringValue("GET".into()))
+    );
+    assert_eq!(
+        attr(a, "http.url"),
+        Some(&Any::StringValue(
+            "http://127.0.0.1/coupon/apply?code=SAVE10".into()
+        ))
+    );
+    assert_eq!(
+        attr(a, "http.flavor"),
+        Some(&Any::StringValue("1.1".into()))
+    );
+    assert_eq!(attr(a, "http.status_code"), Some(&Any::IntValue(200)));
+    assert_eq!(
+        attr(a, "http.route"),
+        Some(&Any::StringValue("/coupon".into()))
+    );
+    assert_eq!(
+        attr(a, "kong.request.id"),
+        Some(&Any::StringValue(
+            reply.header("x-kong-request-id").unwrap().into()
+        ))
+    );
+    let b = &balancer.attributes;
+    assert_eq!(attr(b, "try_count"), Some(&Any::DoubleValue(1.0)));
+    assert_eq!(
+        attr(b, "net.peer.ip"),
+        Some(&Any::StringValue("127.0.0.1".into()))
+    );
+    assert_eq!(
+        attr(b, "net.peer.port"),
+        Some(&Any::DoubleValue(f64::from(upstream.addr.port())))
+    );
+    assert_eq!(
+        attr(b, "net.peer.name"),
+        Some(&Any::StringValue("127.0.0.1".into()))
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn extract_continues_the_incoming_trace_and_failed_exports_are_retried() {
+    let (sink_addr, mut rx) = sink(1).await;
+    let upstream = echo_server("coupon").await;
+    let propagation = "    propagation:\n      extract: [w3c, b3, jaeger, ot]\n      inject: [preserve]\n      default_format: \"w3c\"";
+    let gw = gateway(&config(sink_addr, upstream.addr, propagation), TRACING_ALL).await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    let reply = get(
+        &format!("{proxy}/coupon"),
+        &[(
+            "uber-trace-id",
+            "4bf92f3577b34da6a3ce929d0e0e4736:b7ad6b7169203331:0:1",
+        )],
+    )
+    .await;
+    let jaeger = reply.upstream_header("uber-trace-id").unwrap();
+    let parts: Vec<&str> = jaeger.split(':').collect();
+    assert_eq!(parts[0], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(parts[3], "01");
+    assert!(reply.upstream_header("traceparent").is_none());
+    let first = next(&mut rx).await;
+    let retried = next(&mut rx).await;
+    assert_eq!(
+        spans(&first),
+        spans(&retried),
+        "the same batch is sent again"
+    );
+    let root = &spans(&retried)[0];
+    assert_eq!(hex(&root.parent_span_id), "b7ad6b7169203331");
+    assert_eq!(hex(&root.span_id), parts[2]);
+    let balancer = spans(&retried).last().unwrap();
+    assert_eq!(hex(&balancer.span_id), parts[1]);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn tracing_off_still_propagates_unsampled() {
+    let (sink_addr, _rx) = sink(0).await;
+    let upstream = echo_server("coupon").await;
+    let gw = gateway(&config(sink_addr, upstream.addr, SEED_PROPAGATION), &[]).await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    let reply = get(&format!("{proxy}/coupon"), &[]).await;
+    let traceparent = reply.upstream_header("traceparent").unwrap();
+    assert!(traceparent.ends_with("-00"), "{traceparent}");
+    assert_eq!(traceparent.len(), 55);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_config_is_rejected_with_the_field() {
+    let admin_gw = gateway("", &[]).await;
+    let admin = format!("http://{}", admin_gw.admin[0]);
+    let yaml = "_format_version: \"3.0\"\nplugins:\n- name: opentelemetry\n  config:\n    sampling_rate: 2\n    propagation: {inject: [zipkin]}\n";
+    let r = crate::support::send("POST", &format!("{admin}/config"), &[], yaml).await;
+    assert_eq!(r.status, 400);
+    let text = r.text();
+    assert!(text.contains("sampling_rate"), "{text}");
+    assert!(
+        text.contains("at least one of these fields must be non-empty"),
+        "{text}"
+    );
+    assert!(text.contains("expected one of"), "{text}");
+    admin_gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_route_yields_root_and_failed_router_spans() {
+    let (sink_addr, mut rx) = sink(0).await;
+    let upstream = echo_server("coupon").await;
+    let gw = gateway(
+        &config(sink_addr, upstream.addr, SEED_PROPAGATION),
+        TRACING_ALL,
+    )
+    .await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    assert_eq!(get(&format!("{proxy}/nope"), &[]).await.status, 404);
+    let export = next(&mut rx).await;
+    let spans = spans(&export);
+    assert_eq!(spans[0].name, "kong");
+    assert_eq!(
+        attr(&spans[0].attributes, "http.status_code"),
+        Some(&Any::IntValue(404))
+    );
+    assert_eq!(
+        attr(&spans[0].attributes, "http.route"),
+        Some(&Any::StringValue(String::new()))
+    );
+    assert_eq!(spans[0].status.as_ref().map(|s| s.code), Some(0));
+    assert_eq!(spans[1].name, "kong.router");
+    assert_eq!(spans[1].status.as_ref().map(|s| s.code), Some(2));
+    assert!(spans.iter().all(|s| s.name != "kong.balancer"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn failed_tries_are_error_balancer_spans() {
+    let (sink_addr, mut rx) = sink(0).await;
+    let closed = crate::support::closed_port().await;
+    let yaml = format!(
+        r#"_format_version: "3.0"
+services:
+- name: down
+  url: http://127.0.0.1:{closed}
+  retries: 1
+  routes:
+  - name: down_route
+    paths: [/down]
+plugins:
+- name: opentelemetry
+  config:
+    traces_endpoint: http://{sink_addr}/v1/traces
+    queue: {{max_coalescing_delay: 0.1}}
+"#
+    );
+    let gw = gateway(&yaml, TRACING_ALL).await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    assert_eq!(get(&format!("{proxy}/down"), &[]).await.status, 502);
+    let export = next(&mut rx).await;
+    let balancers: Vec<&Span> = spans(&export)
+        .iter()
+        .filter(|s| s.name == "kong.balancer")
+        .collect();
+    assert_eq!(balancers.len(), 2);
+    for (i, span) in balancers.iter().enumerate() {
+        assert_eq!(
+            attr(&span.attributes, "try_count"),
+            Some(&Any::DoubleValue((i + 1) as f64))
+        );
+        assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
+        assert_eq!(
+            attr(&span.attributes, "http.status_code"),
+            Some(&Any::IntValue(502))
+        );
+    }
+    assert_eq!(spans(&export)[0].status.as_ref().map(|s| s.code), Some(0));
+    gw.shutdown().await;
+}

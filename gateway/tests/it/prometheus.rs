@@ -1,0 +1,144 @@
+//! The prometheus plugin: proxied requests, then `/metrics` on the Status and Admin APIs,
+//! checked by promtool.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::support::{echo_server, gateway, get};
+
+#[tokio::test]
+async fn seed_flags_count_requests_and_promtool_accepts_the_exposition() {
+    let upstream = echo_server("prom").await;
+    let yaml = format!(
+        r#"_format_version: "3.0"
+services:
+- name: prom_metrics_service
+  url: http://{}
+  routes:
+  - name: prom_metrics_route
+    paths: [/prom]
+plugins:
+- name: prometheus
+  instance_name: prometheus1
+  config:
+    per_consumer: true
+    status_code_metrics: true
+    latency_metrics: true
+    bandwidth_metrics: true
+    upstream_health_metrics: true
+    ai_metrics: true
+"#,
+        upstream.addr
+    );
+    let gw = gateway(&yaml, &[]).await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    for path in ["/prom/a", "/prom/b", "/prom/status/503"] {
+        get(&format!("{proxy}{path}"), &[]).await;
+    }
+    assert_eq!(
+        get(&format!("{proxy}/no-such-route"), &[]).await.status,
+        404
+    );
+    let status = get(&format!("http://{}/metrics", gw.status[0]), &[]).await;
+    assert_eq!(
+        status.header("content-type"),
+        Some("text/plain; charset=UTF-8")
+    );
+    let text = status.text();
+    let labels = r#"service="prom_metrics_service",route="prom_metrics_route""#;
+    assert!(text.contains(&format!(
+        "kong_http_requests_total{{{labels},code=\"200\",source=\"service\",workspace=\"default\",consumer=\"\"}} 2\n"
+    )), "{text}");
+    assert!(text.contains(&format!(
+        "kong_http_requests_total{{{labels},code=\"503\",source=\"service\",workspace=\"default\",consumer=\"\"}} 1\n"
+    )));
+    assert!(!text.contains("no-such-route"));
+    assert!(text.contains(&format!(
+        "kong_kong_latency_ms_count{{{labels},workspace=\"default\"}} 3\n"
+    )));
+    assert!(text.contains(&format!(
+        "kong_upstream_latency_ms_count{{{labels},workspace=\"default\"}} 3\n"
+    )));
+    assert!(text.contains(&format!(
+        "kong_upstream_latency_ms_bucket{{{labels},workspace=\"default\",le=\"+Inf\"}} 3\n"
+    )));
+    for direction in ["ingress", "egress"] {
+        assert!(text.contains(&format!(
+            "kong_bandwidth_bytes{{{labels},direction=\"{direction}\""
+        )));
+    }
+    assert!(text.contains("kong_datastore_reachable 1\n"));
+    assert!(text.contains("kong_nginx_metric_errors_total 0\n"));
+    assert!(text.contains("# TYPE kong_kong_latency_ms histogram\n"));
+    assert!(text.contains(&format!(
+        "kong_node_info{{node_id=\"{}\",version=\"3.9.0\"}} 1",
+        gw_node_id(&gw).await
+    )));
+    assert!(!text.contains("# EOF"));
+    // Families in name order; within a histogram all _bucket lines precede _count and _sum.
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    let mut sorted = families.clone();
+    sorted.sort_unstable();
+    assert_eq!(families, sorted);
+    let hist: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("kong_request_latency_ms"))
+        .collect();
+    let first_count = hist.iter().position(|l| l.contains("_count")).unwrap();
+    assert!(hist[..first_count].iter().all(|l| l.contains("_bucket")));
+    assert!(hist[first_count..].iter().all(|l| !l.contains("_bucket")));
+
+    let admin = get(&format!("http://{}/metrics", gw.admin[0]), &[]).await;
+    assert!(admin
+        .text()
+        .contains("kong_http_requests_total{service=\"prom_metrics_service\""));
+
+    // Debian's promtool always lints names; Kong's own family names (kong_*_ms,
+    // kong_bandwidth_bytes, kong_nginx_*_total gauges) draw naming remarks on Kong's output
+    // too, so the exposition must parse and draw no remark beyond those.
+    let ours = promtool(&text);
+    let kong = promtool(include_str!("../fixtures/prometheus-metrics.txt"));
+    assert!(
+        !ours.iter().any(|l| l.contains("error")),
+        "{ours:?}\n{text}"
+    );
+    for remark in &ours {
+        assert!(kong.contains(remark), "promtool: {remark}\n{text}");
+    }
+    gw.shutdown().await;
+}
+
+async fn gw_node_id(gw: &otelpipe_gateway::server::Gateway) -> String {
+    let r = get(&format!("http://{}/", gw.admin[0]), &[]).await.json();
+    r["node_id"].as_str().unwrap().to_owned()
+}
+
+/// promtool's remarks on an exposition, one per line.
+fn promtool(text: &str) -> Vec<String> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by scripts/test");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
