@@ -135,7 +135,25 @@ fn seed_fragments_load_after_a_versioned_head() {
         (api["port"].as_i64(), api["path"].is_null()),
         (Some(7001), true)
     );
-    load_files(&[base, fixture("seeds/001-kong-plugin-propagation.yaml")]).unwrap();
+    // The propagation snippet elides the rest of the plugin's config ("# ..."), endpoint
+    // included: as printed Kong refuses it, and with an endpoint filled in it loads.
+    let propagation = fixture("seeds/001-kong-plugin-propagation.yaml");
+    let err = load_files(&[base.clone(), propagation.clone()]).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "at least one of these fields must be non-empty: 'config.traces_endpoint', 'config.logs_endpoint'"
+        ),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let completed = dir.path().join("propagation.yaml");
+    let text = std::fs::read_to_string(&propagation).unwrap().replace(
+        "    # ...\n",
+        "    traces_endpoint: http://collector:4318/v1/traces\n",
+    );
+    std::fs::write(&completed, text).unwrap();
+    let config = load_files(&[base, completed.to_string_lossy().into_owned()]).unwrap();
+    assert_eq!(config.get(Kind::Plugins).len(), 1);
     let entities = fixture("seeds/001-scope-entities.yaml");
     for scope in ["service", "route", "consumer"] {
         let file = fixture(&format!("seeds/001-kong-plugin-{scope}-scope.yaml"));
