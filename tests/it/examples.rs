@@ -405,10 +405,17 @@ struct Gateway;
 
 impl Gateway {
     fn start(config: &Path, admin: u16) -> Running {
+        Self::start_proxying(config, free_port(), admin)
+    }
+
+    fn start_proxying(config: &Path, proxy: u16, admin: u16) -> Running {
         let child = Command::new(gateway_binary())
             .arg("--config")
             .arg(config)
-            .env("KONG_PROXY_LISTEN", format!("127.0.0.1:{}", free_port()))
+            // As the examples' READMEs run it: every span, every request sampled.
+            .env("KONG_TRACING_INSTRUMENTATIONS", "all")
+            .env("KONG_TRACING_SAMPLING_RATE", "1.0")
+            .env("KONG_PROXY_LISTEN", format!("127.0.0.1:{proxy}"))
             .env("KONG_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
             .env("KONG_STATUS_LISTEN", format!("127.0.0.1:{}", free_port()))
             .stdin(Stdio::null())
@@ -688,26 +695,35 @@ fn curl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// config/jaeger.yaml end to end: Kong's spans reach Jaeger (an OTLP gRPC sink stands in for
-/// it) and, as span metrics scraped by a real Prometheus with the SLO rules loaded, fire the
-/// availability alert when 3 % of the requests fail.
-#[test]
-fn jaeger_config_feeds_jaeger_and_the_spanmetrics_slo_rules() {
-    let jaeger = Sink::grpc();
-    let (grpc, http, metrics, health) = (free_port(), free_port(), free_port(), free_port());
-    let tmp = tempfile::tempdir().unwrap();
-    // Ports of this test, and a short flush so that Prometheus sees the counters grow.
-    let ports = tmp.path().join("ports.yaml");
+/// A config fragment for config/jaeger.yaml in `dir`: this test's OTLP/HTTP and prometheus
+/// exporter ports, ephemeral ports for everything else it listens on, and a short spanmetrics
+/// flush so that the counters grow while the test watches.
+fn jaeger_config_ports(dir: &Path, http: u16, metrics: u16) -> PathBuf {
+    let (grpc, health, own) = (free_port(), free_port(), free_port());
+    let ports = dir.join("ports.yaml");
     std::fs::write(
         &ports,
         format!(
             "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\n      http:\n        endpoint: 127.0.0.1:{http}\n\
              connectors:\n  spanmetrics:\n    metrics_flush_interval: 1s\n\
              exporters:\n  prometheus:\n    endpoint: 127.0.0.1:{metrics}\n\
-             extensions:\n  health_check:\n    endpoint: 127.0.0.1:{health}\n"
+             extensions:\n  health_check:\n    endpoint: 127.0.0.1:{health}\n\
+             service:\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{own}\n"
         ),
     )
     .unwrap();
+    ports
+}
+
+/// config/jaeger.yaml end to end: Kong's spans reach Jaeger (an OTLP gRPC sink stands in for
+/// it) and, as span metrics scraped by a real Prometheus with the SLO rules loaded, fire the
+/// availability alert when 3 % of the requests fail.
+#[test]
+fn jaeger_config_feeds_jaeger_and_the_spanmetrics_slo_rules() {
+    let jaeger = Sink::grpc();
+    let (http, metrics) = (free_port(), free_port());
+    let tmp = tempfile::tempdir().unwrap();
+    let ports = jaeger_config_ports(tmp.path(), http, metrics);
     let jaeger_endpoint = jaeger.addr.to_string();
     let config = root().join("config/jaeger.yaml");
     let _collector = Collector::start_merged(
@@ -788,4 +804,141 @@ fn jaeger_config_feeds_jaeger_and_the_spanmetrics_slo_rules() {
     assert!(received
         .iter()
         .all(|r| r.path == "traces" && r.status == 200));
+}
+
+/// The spanmetrics example with nothing standing in: the real gateway proxies requests to a
+/// real upstream, its opentelemetry plugin exports Kong's spans to the real collector running
+/// config/jaeger.yaml, which forwards them to Jaeger (an OTLP gRPC sink) and turns them into
+/// span metrics on its prometheus exporter; the gateway's prometheus plugin counts the same
+/// requests on its Status API.
+#[test]
+fn gateway_plugins_feed_the_collector_end_to_end() {
+    const REQUESTS: usize = 10;
+    let jaeger = Sink::grpc();
+    let (http, metrics) = (free_port(), free_port());
+    let tmp = tempfile::tempdir().unwrap();
+    let ports = jaeger_config_ports(tmp.path(), http, metrics);
+    let jaeger_endpoint = jaeger.addr.to_string();
+    let _collector = Collector::start_merged(
+        &[&root().join("config/jaeger.yaml"), &ports],
+        &[("JAEGER_ENDPOINT", &jaeger_endpoint)],
+        http,
+    );
+
+    // The upstream: Python's HTTP server answering 200 for /.
+    let upstream_port = free_port();
+    let upstream = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1"])
+        .arg(upstream_port.to_string())
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let mut upstream = Running(upstream);
+    wait_listening(&mut upstream, upstream_port);
+
+    // The example's decK file, pointed at this test's upstream and collector.
+    let deck = std::fs::read_to_string(root().join("examples/kong-spanmetrics-jaeger/kong.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:9000", &format!("127.0.0.1:{upstream_port}"))
+        .replace("127.0.0.1:4318", &format!("127.0.0.1:{http}"));
+    let deck_file = tmp.path().join("kong.yaml");
+    std::fs::write(&deck_file, deck).unwrap();
+    let (proxy, admin) = (free_port(), free_port());
+    let _gateway = Gateway::start_proxying(&deck_file, proxy, admin);
+    for _ in 0..REQUESTS {
+        curl(&[&format!("http://127.0.0.1:{proxy}/demo")]);
+    }
+
+    // Kong's root spans reach Jaeger, one per request, with the plugin's resource.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let roots = loop {
+        let roots: Vec<_> = jaeger
+            .received()
+            .into_iter()
+            .filter_map(|r| match r.batch {
+                otelpipe::pipeline::Batch::Traces(resources) => Some(resources),
+                _ => None,
+            })
+            .flatten()
+            .flat_map(|rs| {
+                let service = rs
+                    .resource
+                    .iter()
+                    .flat_map(|r| &r.attributes)
+                    .find(|kv| kv.key == "service.name")
+                    .and_then(|kv| kv.value.clone());
+                rs.scope_spans
+                    .into_iter()
+                    .flat_map(|ss| ss.spans)
+                    .filter(|span| span.name == "kong")
+                    .map(move |span| (service.clone(), span))
+            })
+            .collect();
+        if roots.len() >= REQUESTS {
+            break roots;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {REQUESTS} kong spans within 60s",
+            roots.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(roots.len(), REQUESTS);
+    for (service, span) in &roots {
+        assert_eq!(
+            format!("{service:?}"),
+            format!(
+                "{:?}",
+                Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                    value: Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                            "kong-otel".into()
+                        )
+                    )
+                })
+            )
+        );
+        assert_eq!(span.kind, 2, "kong root span is SERVER");
+    }
+
+    // The connector counted every request; the prometheus exporter serves the count.
+    let calls = |text: &str| -> Option<f64> {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("traces_span_metrics_calls_total{")
+                    && l.contains("service_name=\"kong-otel\"")
+                    && l.contains("span_name=\"kong\"")
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .reduce(|a, b| a + b)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = curl(&[&format!("http://127.0.0.1:{metrics}/metrics")]);
+        if calls(&text) == Some(REQUESTS as f64) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {REQUESTS} calls within 60s:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The gateway's prometheus plugin counted the same requests (Admin API /metrics).
+    let text = curl(&[&format!("http://127.0.0.1:{admin}/metrics")]);
+    let requests: f64 = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("kong_http_requests_total{")
+                && l.contains("service=\"demo\"")
+                && l.contains("code=\"200\"")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(requests, REQUESTS as f64, "{text}");
 }
