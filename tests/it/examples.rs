@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use yaml_serde::Value;
 
 use crate::support::process::{free_port, run_env, Collector};
@@ -409,15 +411,21 @@ impl Gateway {
     }
 
     fn start_proxying(config: &Path, proxy: u16, admin: u16) -> Running {
-        let child = Command::new(gateway_binary())
-            .arg("--config")
-            .arg(config)
+        Self::start_with(&[config], proxy, admin, free_port())
+    }
+
+    fn start_with(configs: &[&Path], proxy: u16, admin: u16, status: u16) -> Running {
+        let mut cmd = Command::new(gateway_binary());
+        for config in configs {
+            cmd.arg("--config").arg(config);
+        }
+        let child = cmd
             // As the examples' READMEs run it: every span, every request sampled.
             .env("KONG_TRACING_INSTRUMENTATIONS", "all")
             .env("KONG_TRACING_SAMPLING_RATE", "1.0")
             .env("KONG_PROXY_LISTEN", format!("127.0.0.1:{proxy}"))
             .env("KONG_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-            .env("KONG_STATUS_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("KONG_STATUS_LISTEN", format!("127.0.0.1:{status}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -941,4 +949,214 @@ fn gateway_plugins_feed_the_collector_end_to_end() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
     assert_eq!(requests, REQUESTS as f64, "{text}");
+}
+
+/// A string attribute's value, if `key` is there and a string.
+fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        }
+    })
+}
+
+/// Seed 000 end to end with the project's own binaries: the gateway runs the seed's decK files
+/// (hosts and ports pointed at this test), the collector runs the seed's traces + metrics +
+/// logs config, and the Dynatrace stand-in receives Kong's spans, its tcp-log lines parsed by
+/// `json_parser` (their `trace_id` custom field naming a received trace), and its prometheus
+/// plugin's counters scraped and turned into deltas that add up to the requests sent after
+/// the first scrape.
+#[test]
+fn dynatrace_seed_runs_end_to_end() {
+    const REQUESTS: usize = 5;
+    let dynatrace = Sink::http();
+    let tmp = tempfile::tempdir().unwrap();
+    let (grpc, http, tcplog, exporter, own, health) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let (proxy, admin, status) = (free_port(), free_port(), free_port());
+    let ports = tmp.path().join("ports.yaml");
+    std::fs::write(
+        &ports,
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{grpc}\n      http:\n        endpoint: 127.0.0.1:{http}\n  \
+             tcplog:\n    listen_address: 127.0.0.1:{tcplog}\n\
+             exporters:\n  prometheus:\n    endpoint: 127.0.0.1:{exporter}\n\
+             extensions:\n  health_check:\n    endpoint: 127.0.0.1:{health}\n\
+             service:\n  telemetry:\n    metrics:\n      address: 127.0.0.1:{own}\n"
+        ),
+    )
+    .unwrap();
+    let endpoint = format!("http://{}/api/v2/otlp", dynatrace.addr);
+    let target = format!("127.0.0.1:{status}");
+    let _collector = Collector::start_merged(
+        &[
+            &root().join("examples/kong-dynatrace/collector-traces-metrics-logs.yaml"),
+            &ports,
+        ],
+        &[
+            ("DT_ENDPOINT", &endpoint),
+            ("DT_API_TOKEN", "dt0c01.e2e"),
+            ("KONG_DEPLOYMENT_NAME", "kong-e2e"),
+            ("KONG_STATUS_TARGET", &target),
+        ],
+        tcplog,
+    );
+
+    let upstream_port = free_port();
+    let upstream = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1"])
+        .arg(upstream_port.to_string())
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let mut upstream = Running(upstream);
+    wait_listening(&mut upstream, upstream_port);
+
+    // The seed's files with this machine's hosts and this test's ports, as run-gateway.sh does.
+    let dir = root().join("examples/kong-dynatrace");
+    let services = regex::Regex::new(r"host: (coupon|inventory|pricing)\.default\n(\s+)port: 8080")
+        .unwrap()
+        .replace_all(
+            &std::fs::read_to_string(dir.join("kong-services-routes.yaml")).unwrap(),
+            format!("host: 127.0.0.1\n${{2}}port: {upstream_port}").as_str(),
+        )
+        .into_owned();
+    let plugins = std::fs::read_to_string(dir.join("kong-plugins.yaml"))
+        .unwrap()
+        .replace(
+            "collector-kong-collector.opentelemetry-operator-system.svc.cluster.local:4318",
+            &format!("127.0.0.1:{http}"),
+        )
+        .replace(
+            "collector-kong-collector.opentelemetry-operator-system.svc.cluster.local",
+            "127.0.0.1",
+        )
+        .replace("port: 54525", &format!("port: {tcplog}"));
+    let (services_file, plugins_file) = (tmp.path().join("s.yaml"), tmp.path().join("p.yaml"));
+    std::fs::write(&services_file, services).unwrap();
+    std::fs::write(&plugins_file, plugins).unwrap();
+    let _gateway = Gateway::start_with(&[&services_file, &plugins_file], proxy, admin, status);
+    let send = || {
+        for _ in 0..REQUESTS {
+            curl(&[&format!("http://127.0.0.1:{proxy}/coupon")]);
+        }
+    };
+    // What the Dynatrace stand-in holds: Kong's root span trace ids, the tcp-log records'
+    // `trace_id` fields, and the coupon service's 200s as delta points (None before the first).
+    let observe = || {
+        let received = dynatrace.received();
+        let mut trace_ids = Vec::new();
+        let mut log_trace_ids = Vec::new();
+        let mut requests_counted: Option<f64> = None;
+        for r in &received {
+            assert_eq!(
+                r.headers.get("authorization").map(String::as_str),
+                Some("Api-Token dt0c01.e2e")
+            );
+            match &r.batch {
+                otelpipe::pipeline::Batch::Traces(resources) => {
+                    assert!(r.path.ends_with("/api/v2/otlp/v1/traces"), "{}", r.path);
+                    trace_ids.extend(
+                        resources
+                            .iter()
+                            .flat_map(|rs| &rs.scope_spans)
+                            .flat_map(|ss| &ss.spans)
+                            .filter(|span| span.name == "kong")
+                            .map(|span| hex::encode(&span.trace_id)),
+                    );
+                }
+                otelpipe::pipeline::Batch::Logs(resources) => {
+                    for record in resources
+                        .iter()
+                        .flat_map(|rl| &rl.scope_logs)
+                        .flat_map(|sl| &sl.log_records)
+                    {
+                        if let Some(id) = string_attr(&record.attributes, "trace_id") {
+                            log_trace_ids.push(id.to_owned());
+                        }
+                    }
+                }
+                otelpipe::pipeline::Batch::Metrics(resources) => {
+                    for metric in resources
+                        .iter()
+                        .flat_map(|rm| &rm.scope_metrics)
+                        .flat_map(|sm| &sm.metrics)
+                        .filter(|m| m.name == "kong_http_requests_total")
+                    {
+                        let Some(metric::Data::Sum(sum)) = &metric.data else {
+                            panic!("{} is not a sum", metric.name);
+                        };
+                        assert_eq!(
+                            sum.aggregation_temporality, 1,
+                            "cumulativetodelta made it delta"
+                        );
+                        for point in &sum.data_points {
+                            assert_eq!(
+                                string_attr(&point.attributes, "kong.deployment.name"),
+                                Some("kong-e2e")
+                            );
+                            if string_attr(&point.attributes, "service")
+                                == Some("ecommerce_coupon_service")
+                                && string_attr(&point.attributes, "code") == Some("200")
+                            {
+                                *requests_counted.get_or_insert(0.0) += match point.value {
+                                    Some(number_data_point::Value::AsDouble(v)) => v,
+                                    Some(number_data_point::Value::AsInt(v)) => v as f64,
+                                    None => 0.0,
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (trace_ids, log_trace_ids, requests_counted)
+    };
+
+    // Prometheus-scraped counters reach Dynatrace from their second scrape on: the first
+    // scrape of a series is cumulativetodelta's baseline (otelcol's `initial_value: auto`).
+    send();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while observe().2.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no kong_http_requests_total point within 90s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        observe().2,
+        Some(0.0),
+        "the first scrape is the baseline, not a delta"
+    );
+    send();
+    loop {
+        let (trace_ids, log_trace_ids, requests_counted) = observe();
+        let logs_match = log_trace_ids.len() >= 2 * REQUESTS
+            && log_trace_ids.iter().all(|id| trace_ids.contains(id));
+        if trace_ids.len() >= 2 * REQUESTS
+            && logs_match
+            && requests_counted == Some(REQUESTS as f64)
+        {
+            assert_eq!(trace_ids.len(), 2 * REQUESTS);
+            assert_eq!(log_trace_ids.len(), 2 * REQUESTS);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "within 90s: {} kong spans, log trace ids {log_trace_ids:?} of {trace_ids:?}, {requests_counted:?} requests counted",
+            trace_ids.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
