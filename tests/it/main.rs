@@ -9,5 +9,6 @@ mod delivery;
 mod pipeline;
 mod prometheus;
 mod prometheus_export;
+mod security;
 mod seeds;
 mod spanmetrics;

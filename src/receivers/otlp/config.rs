@@ -55,8 +55,8 @@ pub struct Grpc {
     pub include_metadata: bool,
     /// Keepalive settings; accepted, HTTP/2 keepalive uses tonic's defaults.
     pub keepalive: Option<yaml_serde::Value>,
-    /// Not supported yet.
-    pub tls: Option<yaml_serde::Value>,
+    /// Server TLS; none = plaintext.
+    pub tls: Option<crate::tls::server::Config>,
     /// Not supported yet.
     pub auth: Option<yaml_serde::Value>,
 }
@@ -120,8 +120,8 @@ pub struct Http {
     pub write_timeout: Option<yaml_serde::Value>,
     /// Accepted for compatibility.
     pub idle_timeout: Option<yaml_serde::Value>,
-    /// Not supported yet.
-    pub tls: Option<yaml_serde::Value>,
+    /// Server TLS; none = plaintext.
+    pub tls: Option<crate::tls::server::Config>,
     /// Not supported yet.
     pub auth: Option<yaml_serde::Value>,
 }
@@ -199,11 +199,9 @@ impl Config {
             ));
         }
         if let Some(grpc) = &self.protocols.grpc {
-            if grpc.tls.is_some() {
-                return Err(FieldError::at(
-                    &["protocols", "grpc", "tls"],
-                    "TLS is not supported yet by this receiver",
-                ));
+            if let Some(tls) = &grpc.tls {
+                tls.validate()
+                    .map_err(|e| e.under("tls").under("grpc").under("protocols"))?;
             }
             if grpc.auth.is_some() {
                 return Err(FieldError::at(
@@ -219,11 +217,9 @@ impl Config {
             }
         }
         if let Some(http) = &mut self.protocols.http {
-            if http.tls.is_some() {
-                return Err(FieldError::at(
-                    &["protocols", "http", "tls"],
-                    "TLS is not supported yet by this receiver",
-                ));
+            if let Some(tls) = &http.tls {
+                tls.validate()
+                    .map_err(|e| e.under("tls").under("http").under("protocols"))?;
             }
             if http.auth.is_some() {
                 return Err(FieldError::at(

@@ -20,7 +20,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
@@ -112,7 +111,7 @@ pub(super) fn serve(
     config: &Grpc,
     id: &str,
     consumers: &ReceiverConsumers,
-    listener: TcpListener,
+    listener: crate::tls::listener::Incoming,
     stop: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let sinks = Sinks::new(id, "grpc", consumers);
@@ -147,10 +146,9 @@ pub(super) fn serve(
         .add_optional_service(traces)
         .add_optional_service(metrics)
         .add_optional_service(logs);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     async move {
         if let Err(e) = router
-            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .serve_with_incoming_shutdown(listener, stop.cancelled_owned())
             .await
         {
             tracing::error!(error = %e, "OTLP gRPC server failed.");

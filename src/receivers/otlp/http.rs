@@ -20,7 +20,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::config::Http;
@@ -70,7 +69,7 @@ pub(super) fn serve(
     config: &Http,
     id: &str,
     consumers: &ReceiverConsumers,
-    listener: TcpListener,
+    listener: crate::tls::listener::Incoming,
     stop: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let response_headers = config
@@ -125,7 +124,7 @@ pub(super) fn serve(
         .with_state(shared)
         .into_make_service_with_connect_info::<SocketAddr>();
     async move {
-        let served = axum::serve(listener, app)
+        let served = axum::serve(listener.into_axum(), app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
         if let Err(e) = served {

@@ -40,6 +40,7 @@ use crate::component::{
 use crate::config::{decode, FieldError};
 use crate::pipeline::{Batch, BoxConsumer, ClientInfo, ConsumeError, Signal};
 use crate::telemetry::names;
+use crate::tls::listener::{self as tls_listener, ALPN_GRPC, ALPN_HTTP};
 
 /// The `otlp` receiver factory.
 pub struct Factory;
@@ -126,14 +127,14 @@ impl Receiver {
 impl Component for Receiver {
     async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
         if let Some(grpc) = &self.config.protocols.grpc {
-            let listener = crate::net::bind(&grpc.endpoint).await?;
+            let listener = tls_listener::bind(&grpc.endpoint, grpc.tls.as_ref(), ALPN_GRPC).await?;
             self.bound.lock().expect("otlp bound lock").grpc = listener.local_addr().ok();
             tracing::info!(endpoint = %grpc.endpoint, receiver = %self.id, "Starting GRPC server.");
             let server = grpc::serve(grpc, &self.id, &self.consumers, listener, self.stop.clone());
             self.tasks.spawn(server);
         }
         if let Some(http) = &self.config.protocols.http {
-            let listener = crate::net::bind(&http.endpoint).await?;
+            let listener = tls_listener::bind(&http.endpoint, http.tls.as_ref(), ALPN_HTTP).await?;
             self.bound.lock().expect("otlp bound lock").http = listener.local_addr().ok();
             tracing::info!(endpoint = %http.endpoint, receiver = %self.id, "Starting HTTP server.");
             let server = http::serve(http, &self.id, &self.consumers, listener, self.stop.clone());
