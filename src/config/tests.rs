@@ -236,3 +236,21 @@ fn minimal_shape_parses() {
     let loaded = load_text(MINIMAL, &env(&[])).unwrap();
     assert_eq!(loaded.config.service.pipelines.len(), 1);
 }
+
+#[test]
+fn print_config_redacts_tls_keys_tokens_and_htpasswd() {
+    let e = env(&[("TOKEN", "t0k3n"), ("PASS", "pa55")]);
+    let loaded = load_text(
+        "extensions:\n  bearertokenauth:\n    token: ${env:TOKEN}\n    tokens: [one1, two2]\n  basicauth/server:\n    htpasswd:\n      inline: \"user:${env:PASS}\"\n      file: /etc/htpasswd\n  basicauth/client:\n    client_auth:\n      username: user\n      password: ${env:PASS}\nreceivers:\n  otlp:\n    protocols:\n      http:\n        tls:\n          cert_file: /etc/server.crt\n          key_pem: \"-----BEGIN PRIVATE KEY-----x\"\n",
+        &e,
+    )
+    .unwrap();
+    let printed = loaded.print();
+    for secret in ["t0k3n", "one1", "two2", "pa55", "BEGIN PRIVATE KEY"] {
+        assert!(!printed.contains(secret), "{secret} in {printed}");
+    }
+    // What is not a secret stays readable.
+    for visible in ["/etc/htpasswd", "/etc/server.crt", "username: user"] {
+        assert!(printed.contains(visible), "{visible} missing in {printed}");
+    }
+}

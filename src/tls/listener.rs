@@ -127,9 +127,12 @@ async fn accept_loop(
 
 /// Whether the first bytes read like an HTTP/1 request line rather than a TLS record.
 async fn is_plain_http(tcp: &TcpStream) -> bool {
-    let mut head = [0u8; 4];
+    let mut head = [0u8; 8];
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut head)).await {
-        Ok(Ok(n)) if n > 0 => head[..n].iter().all(u8::is_ascii_uppercase),
+        Ok(Ok(n)) if n >= 3 => {
+            let method = head[..n].split(|b| *b == b' ').next().unwrap_or_default();
+            method.len() >= 3 && method.iter().all(u8::is_ascii_uppercase)
+        }
         _ => false,
     }
 }

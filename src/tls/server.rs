@@ -30,7 +30,7 @@ use serde::Deserialize;
 use crate::config::FieldError;
 
 /// `tls` of a server (otelcol's `configtls.ServerConfig`).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// CA bundle; accepted for compatibility (a server verifies clients with

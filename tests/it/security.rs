@@ -255,6 +255,9 @@ exporters:
   otlphttp:
     endpoint: http://{sink}
 service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
   pipelines:
     logs:
       receivers: [otlp]
@@ -263,6 +266,7 @@ service:
             crt = path(&crt),
             key = path(&key),
             sink = sink.addr,
+            metrics = free_port(),
         ),
     );
     let collector = Collector::start(&config, &[], http);
@@ -320,4 +324,80 @@ service:
             && stderr.contains("invalid TLS cipher suite: \"TLS_FAKE_SUITE\""),
         "{stderr}"
     );
+}
+
+#[test]
+fn prometheus_exporter_and_health_check_serve_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "main");
+    let (crt, key) = pki.issue("server");
+    let (http, prom, health, own) = (free_port(), free_port(), free_port(), free_port());
+    let tls = format!(
+        "tls: {{cert_file: {}, key_file: {}}}",
+        path(&crt),
+        path(&key)
+    );
+    let config = write(
+        dir.path(),
+        &format!(
+            "receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+exporters:
+  prometheus:
+    endpoint: 127.0.0.1:{prom}
+    {tls}
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+    {tls}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{own}
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [prometheus]
+"
+        ),
+    );
+    let collector = Collector::start(&config, &[], health);
+    let ca_file = pki.ca_file();
+    let ca = path(&ca_file);
+    let metric = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"requests","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[{"asInt":"3","timeUnixNano":"1700000000000000000"}]}}]}]}]}"#;
+    let (code, status) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        metric,
+        &format!("http://127.0.0.1:{http}/v1/metrics"),
+    ]);
+    assert_eq!((code, status.as_str()), (0, "200"));
+    let (code, body) = curl(&["--cacert", ca, &format!("https://localhost:{prom}/metrics")]);
+    assert_eq!(code, 0);
+    assert!(body.contains("requests_total 3"), "{body}");
+    let (code, body) = curl(&["--cacert", ca, &format!("https://localhost:{health}/")]);
+    assert_eq!(code, 0);
+    assert!(body.contains("Server available"), "{body}");
+    // Plaintext scrapes are refused cleanly; TLS keeps working.
+    let (_, status) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://127.0.0.1:{prom}/metrics"),
+    ]);
+    assert_eq!(status, "400");
+    let (code, _) = curl(&["--cacert", ca, &format!("https://localhost:{prom}/metrics")]);
+    assert_eq!(code, 0);
+    let (code, _, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
 }
