@@ -140,6 +140,11 @@ pub trait Component: Send + Sync + 'static {
     fn storage(&self) -> Option<&dyn crate::extensions::storage::Storage> {
         None
     }
+
+    /// The request check this component offers, when it is a server authenticator.
+    fn server_auth(&self) -> Option<&dyn crate::extensions::auth::ServerAuth> {
+        None
+    }
 }
 
 /// A component that also takes data: processors, exporters, connectors.

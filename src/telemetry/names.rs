@@ -49,3 +49,7 @@ pub const PROCESS_MEMORY_RSS: &str = "otelcol_process_memory_rss";
 pub fn with_items(base: &str, signal: crate::pipeline::Signal) -> String {
     format!("{base}_{}", signal.item_name())
 }
+
+/// Requests a receiver refused because its authenticator did not accept them (labels
+/// `receiver`, `transport`).
+pub const RECEIVER_AUTH_FAILURES: &str = "otelpipe_receiver_auth_failures";

@@ -401,3 +401,187 @@ service:
     let (code, _, stderr) = collector.terminate();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn bearertokenauth_guards_otlp_http_and_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "first-token\n").unwrap();
+    let sink = Sink::http();
+    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
+    let config = write(
+        dir.path(),
+        &format!(
+            "extensions:
+  bearertokenauth:
+    token: ${{env:OTLP_TOKEN}}
+  bearertokenauth/file:
+    filename: {file}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+        auth:
+          authenticator: bearertokenauth
+      http:
+        endpoint: 127.0.0.1:{http}
+        auth:
+          authenticator: bearertokenauth/file
+exporters:
+  otlphttp:
+    endpoint: http://{sink}
+    retry_on_failure:
+      enabled: false
+service:
+  extensions: [bearertokenauth, bearertokenauth/file]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp]
+",
+            file = path(&token_file),
+            sink = sink.addr,
+        ),
+    );
+    let collector = Collector::start(&config, &[("OTLP_TOKEN", "s3cret-grpc")], http);
+    let url = format!("http://127.0.0.1:{http}/v1/logs");
+    assert_eq!(
+        post_log(&url, &["-H", "Authorization: Bearer first-token"]),
+        (0, "200".to_owned())
+    );
+    assert_eq!(post_log(&url, &[]), (0, "401".to_owned()));
+    let (_, body) = curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "Authorization: Bearer wrong-token",
+        "--data",
+        LOG,
+        &url,
+    ]);
+    assert_eq!(
+        body,
+        r#"{"code":16,"message":"provided authorization does not match expected scheme or token"}"#
+    );
+
+    // The token file is re-read when it changes.
+    std::fs::write(&token_file, "second-token\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while post_log(&url, &["-H", "Authorization: Bearer second-token"]) != (0, "200".to_owned()) {
+        assert!(Instant::now() < deadline, "rotated token never accepted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        post_log(&url, &["-H", "Authorization: Bearer first-token"]),
+        (0, "401".to_owned())
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        let request = || {
+            let mut request = tonic::Request::new(ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    scope_logs: vec![ScopeLogs {
+                        log_records: vec![LogRecord::default()],
+                        ..ScopeLogs::default()
+                    }],
+                    ..ResourceLogs::default()
+                }],
+            });
+            request
+                .metadata_mut()
+                .insert("authorization", "Bearer s3cret-grpc".parse().unwrap());
+            request
+        };
+        let mut client = LogsServiceClient::connect(format!("http://127.0.0.1:{grpc}"))
+            .await
+            .unwrap();
+        client.export(request()).await.unwrap();
+        let mut wrong = request();
+        wrong
+            .metadata_mut()
+            .insert("authorization", "Bearer nope".parse().unwrap());
+        let status = client.export(wrong).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    });
+    // Three records accepted (two over HTTP, one over gRPC).
+    assert_eq!(sink.wait_for_items(3), 3);
+    let (_, own) = curl(&[&format!("http://127.0.0.1:{metrics}/metrics")]);
+    let failures = |transport: &str| {
+        own.lines()
+            .find(|l| {
+                l.starts_with("otelpipe_receiver_auth_failures")
+                    && l.contains(&format!("transport=\"{transport}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    // Missing, wrong and rotated-out tokens over HTTP (plus any refused while polling for
+    // the rotation); one wrong token over gRPC.
+    let http_failures: u64 = failures("http").and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(http_failures >= 3, "{own}");
+    assert_eq!(failures("grpc").as_deref(), Some("1"), "{own}");
+    let refused_grpc = own.lines().any(|l| {
+        l.starts_with("otelcol_receiver_refused_log_records")
+            && l.contains("transport=\"grpc\"")
+            && l.ends_with(" 1")
+    });
+    assert!(refused_grpc, "{own}");
+    let (code, stdout, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    for secret in ["s3cret-grpc", "first-token", "second-token", "wrong-token"] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} logged"
+        );
+    }
+}
+
+#[test]
+fn authenticator_references_are_checked_at_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "extensions:
+  bearertokenauth:
+    token: abc
+receivers:
+  otlp:
+    protocols:
+      http:
+        auth:
+          authenticator: bearertokenauth
+      grpc:
+        auth:
+          authenticator: basicauth/missing
+exporters:
+  debug:
+service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [debug]
+",
+    );
+    let out = crate::support::process::run(&["validate", "--config", path(&config)]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("receivers::otlp::protocols::http::auth::authenticator")
+            && stderr.contains("authenticator extension \"bearertokenauth\" is not enabled"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("receivers::otlp::protocols::grpc::auth::authenticator")
+            && stderr.contains("\"basicauth/missing\" which is not configured"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("abc"), "{stderr}");
+}

@@ -57,8 +57,8 @@ pub struct Grpc {
     pub keepalive: Option<yaml_serde::Value>,
     /// Server TLS; none = plaintext.
     pub tls: Option<crate::tls::server::Config>,
-    /// Not supported yet.
-    pub auth: Option<yaml_serde::Value>,
+    /// Server authenticator extension; none = no authentication.
+    pub auth: Option<crate::extensions::auth::Auth>,
 }
 
 impl Default for Grpc {
@@ -122,8 +122,8 @@ pub struct Http {
     pub idle_timeout: Option<yaml_serde::Value>,
     /// Server TLS; none = plaintext.
     pub tls: Option<crate::tls::server::Config>,
-    /// Not supported yet.
-    pub auth: Option<yaml_serde::Value>,
+    /// Server authenticator extension; none = no authentication.
+    pub auth: Option<crate::extensions::auth::Auth>,
 }
 
 impl Default for Http {
@@ -203,10 +203,14 @@ impl Config {
                 tls.validate()
                     .map_err(|e| e.under("tls").under("grpc").under("protocols"))?;
             }
-            if grpc.auth.is_some() {
+            if grpc
+                .auth
+                .as_ref()
+                .is_some_and(|a| a.authenticator.is_empty())
+            {
                 return Err(FieldError::at(
-                    &["protocols", "grpc", "auth"],
-                    "authentication is not supported yet by this receiver",
+                    &["protocols", "grpc", "auth", "authenticator"],
+                    "must name an authenticator extension",
                 ));
             }
             if grpc.transport != "tcp" {
@@ -221,10 +225,14 @@ impl Config {
                 tls.validate()
                     .map_err(|e| e.under("tls").under("http").under("protocols"))?;
             }
-            if http.auth.is_some() {
+            if http
+                .auth
+                .as_ref()
+                .is_some_and(|a| a.authenticator.is_empty())
+            {
                 return Err(FieldError::at(
-                    &["protocols", "http", "auth"],
-                    "authentication is not supported yet by this receiver",
+                    &["protocols", "http", "auth", "authenticator"],
+                    "must name an authenticator extension",
                 ));
             }
             http.traces_url_path = with_slash(&http.traces_url_path);

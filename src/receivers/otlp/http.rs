@@ -26,6 +26,7 @@ use super::config::Http;
 use super::{Sink, Sinks};
 use crate::codec::{json, Compression};
 use crate::component::ReceiverConsumers;
+use crate::extensions::auth::Authenticator;
 use crate::pipeline::{Batch, ClientInfo, Signal};
 use crate::receivers::status;
 
@@ -60,6 +61,7 @@ impl Encoding {
 
 struct Shared {
     config: Http,
+    auth: Option<Authenticator>,
     sinks: Sinks,
     response_headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -70,6 +72,7 @@ pub(super) fn serve(
     id: &str,
     consumers: &ReceiverConsumers,
     listener: crate::tls::listener::Incoming,
+    auth: Option<Authenticator>,
     stop: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let response_headers = config
@@ -84,6 +87,7 @@ pub(super) fn serve(
         .collect();
     let shared = Arc::new(Shared {
         config: config.clone(),
+        auth,
         sinks: Sinks::new(id, "http", consumers),
         response_headers,
     });
@@ -168,6 +172,13 @@ async fn respond(
 ) -> Response {
     if method == Method::OPTIONS && cors_origin(&shared.config, headers).is_some() {
         return preflight(&shared.config);
+    }
+    if let Some(auth) = &shared.auth {
+        if let Err(e) = auth.check(headers) {
+            shared.sinks.auth_failures.increment(1);
+            let encoding = Encoding::from_headers(headers).unwrap_or(Encoding::Json);
+            return error(encoding, StatusCode::UNAUTHORIZED, &e.to_string());
+        }
     }
     if method != Method::POST {
         return text(
