@@ -145,6 +145,11 @@ pub trait Component: Send + Sync + 'static {
     fn server_auth(&self) -> Option<&dyn crate::extensions::auth::ServerAuth> {
         None
     }
+
+    /// What this component adds to outgoing requests, when it is a client authenticator.
+    fn client_auth(&self) -> Option<&dyn crate::extensions::auth::ClientAuth> {
+        None
+    }
 }
 
 /// A component that also takes data: processors, exporters, connectors.

@@ -70,6 +70,43 @@ pub trait ServerAuth: Send + Sync {
     fn authenticate(&self, headers: &http::HeaderMap) -> Result<(), AuthError>;
 }
 
+/// A client authenticator: what to add to each outgoing request.
+pub trait ClientAuth: Send + Sync {
+    /// Headers (or gRPC metadata) to add; values are marked sensitive.
+    fn headers(&self) -> Vec<(http::HeaderName, http::HeaderValue)>;
+}
+
+/// A resolved client authenticator: the running extension.
+#[derive(Clone)]
+pub struct ClientAuthenticator(Arc<dyn Component>);
+
+impl ClientAuthenticator {
+    /// Finds the extension `auth` names among the running ones.
+    ///
+    /// # Errors
+    /// No such extension, or one that is not a client authenticator.
+    pub fn resolve(host: &Host, auth: Option<&Auth>) -> Result<Option<Self>, ComponentError> {
+        let Some(auth) = auth else {
+            return Ok(None);
+        };
+        match host.extensions.get(&auth.authenticator) {
+            Some(ext) if ext.client_auth().is_some() => Ok(Some(Self(ext.clone()))),
+            _ => Err(ComponentError::Other(format!(
+                "failed to resolve authenticator \"{}\": authenticator not found",
+                auth.authenticator
+            ))),
+        }
+    }
+
+    /// The headers to add to the next request.
+    pub fn headers(&self) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        self.0
+            .client_auth()
+            .map(ClientAuth::headers)
+            .unwrap_or_default()
+    }
+}
+
 /// Compares in time that depends on the lengths only, not on where the bytes differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;

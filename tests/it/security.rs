@@ -585,3 +585,51 @@ service:
     );
     assert!(!stderr.contains("abc"), "{stderr}");
 }
+
+#[test]
+fn bearertokenauth_on_otlphttp_exporter_adds_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::http();
+    let (http, metrics) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        &format!(
+            "extensions:
+  bearertokenauth/client:
+    token: ${{env:BACKEND_TOKEN}}
+    scheme: Api-Token
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+exporters:
+  otlphttp:
+    endpoint: http://{sink}
+    auth:
+      authenticator: bearertokenauth/client
+service:
+  extensions: [bearertokenauth/client]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp]
+",
+            sink = sink.addr,
+        ),
+    );
+    let collector = Collector::start(&config, &[("BACKEND_TOKEN", "dt0c01.abc")], http);
+    assert_eq!(
+        post_log(&format!("http://127.0.0.1:{http}/v1/logs"), &[]),
+        (0, "200".to_owned())
+    );
+    assert_eq!(sink.wait_for_items(1), 1);
+    let received = sink.received();
+    assert_eq!(received[0].headers["authorization"], "Api-Token dt0c01.abc");
+    let (code, stdout, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stdout.contains("dt0c01.abc") && !stderr.contains("dt0c01.abc"));
+}

@@ -1,5 +1,6 @@
-//! `bearertokenauth` extension (server side): requests must carry
-//! `Authorization: Bearer <token>`, compared in constant time.
+//! `bearertokenauth` extension. Server side (a receiver's `auth`): requests must carry
+//! `Authorization: Bearer <token>`, compared in constant time. Client side (an exporter's
+//! `auth`): every request carries that header.
 //!
 //! ```yaml
 //! extensions:
@@ -32,7 +33,7 @@ use crate::component::{
     Component, ComponentError, ExtensionFactory, FactoryInfo, Host, RawConfig, Stability,
 };
 use crate::config::{decode, ComponentId, FieldError};
-use crate::extensions::auth::{constant_time_eq, AuthError, ServerAuth};
+use crate::extensions::auth::{constant_time_eq, AuthError, ClientAuth, ServerAuth};
 
 /// `extensions::bearertokenauth`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -215,6 +216,29 @@ impl Component for BearerTokenAuth {
 
     fn server_auth(&self) -> Option<&dyn ServerAuth> {
         Some(self)
+    }
+
+    fn client_auth(&self) -> Option<&dyn ClientAuth> {
+        Some(self)
+    }
+}
+
+impl ClientAuth for BearerTokenAuth {
+    fn headers(&self) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        let expected = self.expected.read().unwrap_or_else(|p| p.into_inner());
+        let (Some(value), Ok(name)) = (
+            expected.first(),
+            http::HeaderName::try_from(self.config.header.as_str()),
+        ) else {
+            return Vec::new();
+        };
+        match http::HeaderValue::from_bytes(value) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                vec![(name, value)]
+            }
+            Err(_) => Vec::new(),
+        }
     }
 }
 
