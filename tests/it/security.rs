@@ -587,9 +587,10 @@ service:
 }
 
 #[test]
-fn bearertokenauth_on_otlphttp_exporter_adds_the_header() {
+fn bearertokenauth_on_otlphttp_and_otlp_exporters_adds_the_header() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::http();
+    let grpc_sink = Sink::grpc();
     let (http, metrics) = (free_port(), free_port());
     let config = write(
         dir.path(),
@@ -608,6 +609,12 @@ exporters:
     endpoint: http://{sink}
     auth:
       authenticator: bearertokenauth/client
+  otlp:
+    endpoint: {grpc_sink}
+    tls:
+      insecure: true
+    auth:
+      authenticator: bearertokenauth/client
 service:
   extensions: [bearertokenauth/client]
   telemetry:
@@ -616,9 +623,10 @@ service:
   pipelines:
     logs:
       receivers: [otlp]
-      exporters: [otlphttp]
+      exporters: [otlphttp, otlp]
 ",
             sink = sink.addr,
+            grpc_sink = grpc_sink.addr,
         ),
     );
     let collector = Collector::start(&config, &[("BACKEND_TOKEN", "dt0c01.abc")], http);
@@ -628,6 +636,9 @@ service:
     );
     assert_eq!(sink.wait_for_items(1), 1);
     let received = sink.received();
+    assert_eq!(received[0].headers["authorization"], "Api-Token dt0c01.abc");
+    assert_eq!(grpc_sink.wait_for_items(1), 1);
+    let received = grpc_sink.received();
     assert_eq!(received[0].headers["authorization"], "Api-Token dt0c01.abc");
     let (code, stdout, stderr) = collector.terminate();
     assert_eq!(code, Some(0), "{stderr}");
