@@ -644,3 +644,70 @@ service:
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stdout.contains("dt0c01.abc") && !stderr.contains("dt0c01.abc"));
 }
+
+#[test]
+fn basicauth_htpasswd_guards_otlp_http() {
+    use base64::Engine;
+    use sha1::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join(".htpasswd");
+    let sha = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest("sha-pass"));
+    let bcrypt_hash = bcrypt::hash("bcrypt-pass", 4).unwrap();
+    std::fs::write(&htpasswd, format!("ann:{bcrypt_hash}\nsid:{{SHA}}{sha}\n")).unwrap();
+    let sink = Sink::http();
+    let (http, metrics) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        &format!(
+            "extensions:
+  basicauth/server:
+    htpasswd:
+      file: {file}
+      inline: |
+        kim:${{env:KIM_PASSWORD}}
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+        auth:
+          authenticator: basicauth/server
+exporters:
+  otlphttp:
+    endpoint: http://{sink}
+service:
+  extensions: [basicauth/server]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp]
+",
+            file = path(&htpasswd),
+            sink = sink.addr,
+        ),
+    );
+    let collector = Collector::start(&config, &[("KIM_PASSWORD", "kim-pass")], http);
+    let url = format!("http://127.0.0.1:{http}/v1/logs");
+    for user in ["ann:bcrypt-pass", "sid:sha-pass", "kim:kim-pass"] {
+        assert_eq!(
+            post_log(&url, &["-u", user]),
+            (0, "200".to_owned()),
+            "{user}"
+        );
+    }
+    for user in ["ann:sha-pass", "sid:wrong", "kim:x", "nobody:kim-pass"] {
+        assert_eq!(
+            post_log(&url, &["-u", user]),
+            (0, "401".to_owned()),
+            "{user}"
+        );
+    }
+    assert_eq!(post_log(&url, &[]), (0, "401".to_owned()));
+    assert_eq!(sink.wait_for_items(3), 3);
+    let (code, stdout, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stdout.contains("kim-pass") && !stderr.contains("kim-pass"));
+}
