@@ -140,6 +140,16 @@ pub trait Component: Send + Sync + 'static {
     fn storage(&self) -> Option<&dyn crate::extensions::storage::Storage> {
         None
     }
+
+    /// The request check this component offers, when it is a server authenticator.
+    fn server_auth(&self) -> Option<&dyn crate::extensions::auth::ServerAuth> {
+        None
+    }
+
+    /// What this component adds to outgoing requests, when it is a client authenticator.
+    fn client_auth(&self) -> Option<&dyn crate::extensions::auth::ClientAuth> {
+        None
+    }
 }
 
 /// A component that also takes data: processors, exporters, connectors.

@@ -34,6 +34,8 @@ pub static CONNECTORS: &[&dyn ConnectorFactory] = &[&crate::connectors::spanmetr
 
 /// Every extension type.
 pub static EXTENSIONS: &[&dyn ExtensionFactory] = &[
+    &crate::extensions::basicauth::FACTORY,
+    &crate::extensions::bearertokenauth::FACTORY,
     &crate::extensions::file_storage::FACTORY,
     &crate::extensions::health_check::FACTORY,
 ];

@@ -1,5 +1,9 @@
 //! TLS plumbing shared by clients and servers: one crypto provider (rustls with ring) for
-//! the whole process.
+//! the whole process, the server `tls` settings every listener takes, and the listener that
+//! terminates TLS in front of the gRPC and HTTP servers.
+
+pub mod listener;
+pub mod server;
 
 /// Installs rustls' ring provider as the process default. Safe to call more than once: a
 /// provider already installed stays.

@@ -413,6 +413,8 @@ fn is_secret_key(key: &str) -> bool {
     [
         "password",
         "token",
+        "tokens",
+        "credentials",
         "secret",
         "api_key",
         "apikey",
@@ -430,6 +432,16 @@ fn redact(value: &mut Value, secret: bool) {
             for (key, item) in map.iter_mut() {
                 let k = key_text(key);
                 let child_secret = secret || k == "headers" || is_secret_key(&k);
+                if k == "htpasswd" {
+                    if let Value::Mapping(htpasswd) = item {
+                        for (name, v) in htpasswd.iter_mut() {
+                            if key_text(name) == "inline" {
+                                *v = Value::String("[REDACTED]".into());
+                            }
+                        }
+                        continue;
+                    }
+                }
                 if k == "headers" {
                     if let Value::Mapping(headers) = item {
                         for (_, v) in headers.iter_mut() {

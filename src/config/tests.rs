@@ -191,7 +191,7 @@ fn unknown_types_list_valid_values() {
         joined.contains("use the debug exporter instead"),
         "{joined}"
     );
-    assert!(joined.contains("c.yaml:4:3: extensions::health_chek: unknown type: \"health_chek\" for id: \"health_chek\" (valid values: [file_storage health_check"), "{joined}");
+    assert!(joined.contains("c.yaml:4:3: extensions::health_chek: unknown type: \"health_chek\" for id: \"health_chek\" (valid values: [basicauth bearertokenauth file_storage health_check"), "{joined}");
     assert!(
         joined.contains("(did you mean \"health_check\"?)"),
         "{joined}"
@@ -235,4 +235,22 @@ fn invalid_env_names_are_errors() {
 fn minimal_shape_parses() {
     let loaded = load_text(MINIMAL, &env(&[])).unwrap();
     assert_eq!(loaded.config.service.pipelines.len(), 1);
+}
+
+#[test]
+fn print_config_redacts_tls_keys_tokens_and_htpasswd() {
+    let e = env(&[("TOKEN", "t0k3n"), ("PASS", "pa55")]);
+    let loaded = load_text(
+        "extensions:\n  bearertokenauth:\n    token: ${env:TOKEN}\n    tokens: [one1, two2]\n  basicauth/server:\n    htpasswd:\n      inline: \"user:${env:PASS}\"\n      file: /etc/htpasswd\n  basicauth/client:\n    client_auth:\n      username: user\n      password: ${env:PASS}\nreceivers:\n  otlp:\n    protocols:\n      http:\n        tls:\n          cert_file: /etc/server.crt\n          key_pem: \"-----BEGIN PRIVATE KEY-----x\"\n",
+        &e,
+    )
+    .unwrap();
+    let printed = loaded.print();
+    for secret in ["t0k3n", "one1", "two2", "pa55", "BEGIN PRIVATE KEY"] {
+        assert!(!printed.contains(secret), "{secret} in {printed}");
+    }
+    // What is not a secret stays readable.
+    for visible in ["/etc/htpasswd", "/etc/server.crt", "username: user"] {
+        assert!(printed.contains(visible), "{visible} missing in {printed}");
+    }
 }

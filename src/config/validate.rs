@@ -38,6 +38,7 @@ pub fn validate_with(loaded: &Loaded, registry: &Registry) -> Result<(), ConfigE
     }
     v.components();
     v.storage();
+    v.authenticators();
     v.service();
     v.connectors();
     v.ports();
@@ -171,6 +172,49 @@ impl Validator<'_> {
                 }
                 Ok(ext) if !c.service.extensions.contains(&ext) => format!(
                     "storage extension \"{ext}\" is not enabled: add it to service::extensions"
+                ),
+                Ok(_) => continue,
+            };
+            problems.push((at, message));
+        }
+        for (p, m) in problems {
+            self.error(p, m);
+        }
+    }
+
+    /// `auth.authenticator` (exporters, and each protocol of a receiver) must name a
+    /// configured extension that the service enables.
+    fn authenticators(&mut self) {
+        let c = &self.loaded.config;
+        let mut refs: Vec<(Vec<String>, &str)> = Vec::new();
+        for (id, raw) in &c.receivers {
+            let Some(protocols) = raw.get("protocols").and_then(|p| p.as_mapping()) else {
+                continue;
+            };
+            for (name, body) in protocols {
+                if let (Some(name), Some(ext)) = (name.as_str(), authenticator(body)) {
+                    let at = ["receivers", &id.to_string(), "protocols", name, "auth"];
+                    refs.push((path(&[&at[..], &["authenticator"]].concat()), ext));
+                }
+            }
+        }
+        for (id, raw) in &c.exporters {
+            if let Some(ext) = authenticator(raw) {
+                refs.push((
+                    path(&["exporters", &id.to_string(), "auth", "authenticator"]),
+                    ext,
+                ));
+            }
+        }
+        let mut problems = Vec::new();
+        for (at, ext) in refs {
+            let message = match ComponentId::parse(ext) {
+                Err(e) => e.message,
+                Ok(ext) if !c.extensions.contains_key(&ext) => {
+                    format!("references authenticator extension \"{ext}\" which is not configured")
+                }
+                Ok(ext) if !c.service.extensions.contains(&ext) => format!(
+                    "authenticator extension \"{ext}\" is not enabled: add it to service::extensions"
                 ),
                 Ok(_) => continue,
             };
@@ -378,4 +422,11 @@ impl Validator<'_> {
             )));
         }
     }
+}
+
+/// The `auth.authenticator` of a client or server settings block.
+fn authenticator(raw: &crate::component::RawConfig) -> Option<&str> {
+    raw.get("auth")
+        .and_then(|a| a.get("authenticator"))
+        .and_then(|s| s.as_str())
 }

@@ -57,3 +57,6 @@ pub const RECEIVER_TCPLOG_TOKENS_TOO_LONG: &str = "otelpipe_receiver_tcplog_toke
 /// `receiver`.
 pub const RECEIVER_TCPLOG_CONNECTIONS_REFUSED: &str =
     "otelpipe_receiver_tcplog_connections_refused";
+/// Requests a receiver refused because its authenticator did not accept them (labels
+/// `receiver`, `transport`).
+pub const RECEIVER_AUTH_FAILURES: &str = "otelpipe_receiver_auth_failures";

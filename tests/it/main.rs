@@ -10,6 +10,7 @@ mod examples;
 mod pipeline;
 mod prometheus;
 mod prometheus_export;
+mod security;
 mod seeds;
 mod spanmetrics;
 mod tcplog;

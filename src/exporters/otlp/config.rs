@@ -41,8 +41,8 @@ pub struct Config {
     pub read_buffer_size: Option<u64>,
     /// Accepted for compatibility (buffer tuning).
     pub write_buffer_size: Option<u64>,
-    /// Not supported yet.
-    pub auth: Option<yaml_serde::Value>,
+    /// Client authenticator extension (adds its metadata to every call).
+    pub auth: Option<crate::extensions::auth::Auth>,
 }
 
 /// `keepalive`.
@@ -115,12 +115,6 @@ impl Config {
             return Err(FieldError::at(
                 &["compression"],
                 format!("unsupported compression type {:?}", self.compression),
-            ));
-        }
-        if self.auth.is_some() {
-            return Err(FieldError::at(
-                &["auth"],
-                "authenticator extensions are not supported yet",
             ));
         }
         self.retry_on_failure.validate()?;

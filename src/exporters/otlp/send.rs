@@ -26,6 +26,8 @@ pub(super) struct GrpcSender {
     compression: Option<CompressionEncoding>,
     metadata: MetadataMap,
     target: String,
+    auth_config: Option<crate::extensions::auth::Auth>,
+    auth: std::sync::OnceLock<crate::extensions::auth::ClientAuthenticator>,
 }
 
 impl GrpcSender {
@@ -96,12 +98,19 @@ impl GrpcSender {
             compression,
             metadata,
             target,
+            auth_config: config.auth.clone(),
+            auth: std::sync::OnceLock::new(),
         })
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         *request.metadata_mut() = self.metadata.clone();
+        if let Some(auth) = self.auth.get() {
+            let mut headers = std::mem::take(request.metadata_mut()).into_headers();
+            headers.extend(auth.headers());
+            *request.metadata_mut() = MetadataMap::from_headers(headers);
+        }
         request
     }
 }
@@ -119,6 +128,15 @@ macro_rules! client {
 
 #[async_trait]
 impl Export for GrpcSender {
+    async fn start(&self, host: &crate::component::Host) -> Result<(), ComponentError> {
+        let resolved =
+            crate::extensions::auth::ClientAuthenticator::resolve(host, self.auth_config.as_ref())?;
+        if let Some(auth) = resolved {
+            let _already = self.auth.set(auth);
+        }
+        Ok(())
+    }
+
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let result = match batch {
             Batch::Traces(rs) => client!(TraceServiceClient, self)

@@ -60,8 +60,8 @@ pub struct Config {
     pub http2_ping_timeout: Option<yaml_serde::Value>,
     /// An HTTP proxy for every request.
     pub proxy_url: Option<String>,
-    /// Not supported yet.
-    pub auth: Option<yaml_serde::Value>,
+    /// Client authenticator extension (adds its headers to every request).
+    pub auth: Option<crate::extensions::auth::Auth>,
 }
 
 fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -193,12 +193,6 @@ impl Config {
                 format!("unsupported compression type {:?}", self.compression),
             )
         })?;
-        if self.auth.is_some() {
-            return Err(FieldError::at(
-                &["auth"],
-                "authenticator extensions are not supported yet",
-            ));
-        }
         self.retry_on_failure.validate()?;
         self.sending_queue.validate()
     }

@@ -32,6 +32,8 @@ pub(super) struct HttpSender {
     compression: Compression,
     headers: HeaderMap,
     signal: Signal,
+    auth_config: Option<crate::extensions::auth::Auth>,
+    auth: std::sync::OnceLock<crate::extensions::auth::ClientAuthenticator>,
 }
 
 impl HttpSender {
@@ -81,6 +83,8 @@ impl HttpSender {
             compression: Compression::parse(&config.compression).unwrap_or(Compression::Gzip),
             headers,
             signal,
+            auth_config: config.auth.clone(),
+            auth: std::sync::OnceLock::new(),
         })
     }
 
@@ -156,21 +160,32 @@ fn tls(
 
 #[async_trait]
 impl Export for HttpSender {
+    async fn start(&self, host: &crate::component::Host) -> Result<(), ComponentError> {
+        let resolved =
+            crate::extensions::auth::ClientAuthenticator::resolve(host, self.auth_config.as_ref())?;
+        if let Some(auth) = resolved {
+            let _already = self.auth.set(auth);
+        }
+        Ok(())
+    }
+
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let body = self.encode(batch);
         let body = self.compression.compress(&body);
-        let mut request = self
-            .client
-            .post(&self.url)
-            .headers(self.headers.clone())
-            .header(
-                http::header::CONTENT_TYPE,
-                if self.json {
-                    "application/json"
-                } else {
-                    "application/x-protobuf"
-                },
-            );
+        let mut request = self.client.post(&self.url).headers(self.headers.clone());
+        if let Some(auth) = self.auth.get() {
+            for (name, value) in auth.headers() {
+                request = request.header(name, value);
+            }
+        }
+        request = request.header(
+            http::header::CONTENT_TYPE,
+            if self.json {
+                "application/json"
+            } else {
+                "application/x-protobuf"
+            },
+        );
         if let Some(encoding) = self.compression.header_value() {
             request = request.header(http::header::CONTENT_ENCODING, encoding);
         }

@@ -40,9 +40,8 @@ pub struct Config {
     pub read_header_timeout: Option<yaml_serde::Value>,
     /// Accepted for compatibility.
     pub idle_timeout: Option<yaml_serde::Value>,
-    /// Not supported: serving `/metrics` over TLS is refused at validation rather than
-    /// silently served in plain text.
-    pub tls: Option<yaml_serde::Value>,
+    /// Server TLS for `/metrics`; none = plaintext.
+    pub tls: Option<crate::tls::server::Config>,
 }
 
 /// `resource_to_telemetry_conversion`.
@@ -78,7 +77,7 @@ impl Config {
     /// otelcol's rules.
     ///
     /// # Errors
-    /// A blank endpoint (otelcol's message), a `tls` block, or a const label name that is
+    /// A blank endpoint (otelcol's message), invalid `tls` settings, or a const label name that is
     /// not a Prometheus label name.
     pub fn validate(&self) -> Result<(), FieldError> {
         if self.endpoint.trim().is_empty() {
@@ -86,11 +85,8 @@ impl Config {
                 "expecting a non-blank address to run the Prometheus metrics handler",
             ));
         }
-        if self.tls.as_ref().is_some_and(|t| !t.is_null()) {
-            return Err(FieldError::at(
-                &["tls"],
-                "TLS is not supported by the prometheus exporter; terminate TLS in front of it",
-            ));
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(|e| e.under("tls"))?;
         }
         for name in self.const_labels.keys() {
             if !super::naming::is_label_name(name) {

@@ -209,7 +209,12 @@ impl Consumer for Prometheus {
 impl Component for Prometheus {
     async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
         let endpoint = &self.shared.config.endpoint;
-        let listener = crate::net::bind(endpoint).await?;
+        let listener = crate::tls::listener::bind(
+            endpoint,
+            self.shared.config.tls.as_ref(),
+            crate::tls::listener::ALPN_HTTP,
+        )
+        .await?;
         *self.bound.lock().unwrap_or_else(PoisonError::into_inner) = listener.local_addr().ok();
         tracing::info!(exporter = %self.name, endpoint = %endpoint, "Serving Prometheus metrics.");
         let app = axum::Router::new()
@@ -218,7 +223,7 @@ impl Component for Prometheus {
         let stop = self.stop.clone();
         let name = self.name.clone();
         self.tasks.spawn(async move {
-            let served = axum::serve(listener, app)
+            let served = axum::serve(listener.into_axum(), app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await;
             if let Err(e) = served {

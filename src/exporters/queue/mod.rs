@@ -80,6 +80,15 @@ pub trait Export: Send + Sync + 'static {
     /// # Errors
     /// [`ExportError`], classified by the exporter.
     async fn export(&self, batch: &Batch) -> Result<(), ExportError>;
+
+    /// Called once at start, before any export (resolves client authenticators).
+    ///
+    /// # Errors
+    /// What the exporter needs from the host is missing.
+    async fn start(&self, host: &Host) -> Result<(), ComponentError> {
+        let _ = host;
+        Ok(())
+    }
 }
 
 /// Own-metric handles of one exporter instance, created once.
@@ -481,6 +490,7 @@ impl<E: Export> Consumer for QueuedExporter<E> {
 #[async_trait]
 impl<E: Export> Component for QueuedExporter<E> {
     async fn start(&self, host: &Host) -> Result<(), ComponentError> {
+        self.shared.exporter.start(host).await?;
         let Some(mut rx) = self.rx.lock().await.take() else {
             return Ok(());
         };

@@ -16,6 +16,8 @@ pub struct Config {
     pub response_body: Option<ResponseBody>,
     /// Accepted for compatibility; has had no effect since otelcol v0.103.
     pub check_collector_pipeline: Option<yaml_serde::Value>,
+    /// Server TLS; none = plaintext.
+    pub tls: Option<crate::tls::server::Config>,
 }
 
 /// Custom bodies for the two states.
@@ -35,6 +37,7 @@ impl Default for Config {
             path: "/".to_owned(),
             response_body: None,
             check_collector_pipeline: None,
+            tls: None,
         }
     }
 }
@@ -50,6 +53,9 @@ impl Config {
         }
         if !self.path.starts_with('/') {
             return Err(FieldError::at(&["path"], "must start with \"/\""));
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(|e| e.under("tls"))?;
         }
         Ok(())
     }

@@ -101,7 +101,12 @@ struct Probe {
 #[async_trait]
 impl Component for HealthCheck {
     async fn start(&self, host: &Host) -> Result<(), ComponentError> {
-        let listener = crate::net::bind(&self.config.endpoint).await?;
+        let listener = crate::tls::listener::bind(
+            &self.config.endpoint,
+            self.config.tls.as_ref(),
+            crate::tls::listener::ALPN_HTTP,
+        )
+        .await?;
         *self.bound.lock().expect("health_check lock") = listener.local_addr().ok();
         tracing::info!(endpoint = %self.config.endpoint, "Starting health_check extension.");
         let probe = Probe {
@@ -127,7 +132,7 @@ impl Component for HealthCheck {
         let app = axum::Router::new().fallback(handle).with_state(probe);
         let stop = self.stop.clone();
         self.tasks.spawn(async move {
-            let served = axum::serve(listener, app)
+            let served = axum::serve(listener.into_axum(), app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await;
             if let Err(e) = served {

@@ -55,10 +55,10 @@ pub struct Grpc {
     pub include_metadata: bool,
     /// Keepalive settings; accepted, HTTP/2 keepalive uses tonic's defaults.
     pub keepalive: Option<yaml_serde::Value>,
-    /// Not supported yet.
-    pub tls: Option<yaml_serde::Value>,
-    /// Not supported yet.
-    pub auth: Option<yaml_serde::Value>,
+    /// Server TLS; none = plaintext.
+    pub tls: Option<crate::tls::server::Config>,
+    /// Server authenticator extension; none = no authentication.
+    pub auth: Option<crate::extensions::auth::Auth>,
 }
 
 impl Default for Grpc {
@@ -120,10 +120,10 @@ pub struct Http {
     pub write_timeout: Option<yaml_serde::Value>,
     /// Accepted for compatibility.
     pub idle_timeout: Option<yaml_serde::Value>,
-    /// Not supported yet.
-    pub tls: Option<yaml_serde::Value>,
-    /// Not supported yet.
-    pub auth: Option<yaml_serde::Value>,
+    /// Server TLS; none = plaintext.
+    pub tls: Option<crate::tls::server::Config>,
+    /// Server authenticator extension; none = no authentication.
+    pub auth: Option<crate::extensions::auth::Auth>,
 }
 
 impl Default for Http {
@@ -199,16 +199,18 @@ impl Config {
             ));
         }
         if let Some(grpc) = &self.protocols.grpc {
-            if grpc.tls.is_some() {
-                return Err(FieldError::at(
-                    &["protocols", "grpc", "tls"],
-                    "TLS is not supported yet by this receiver",
-                ));
+            if let Some(tls) = &grpc.tls {
+                tls.validate()
+                    .map_err(|e| e.under("tls").under("grpc").under("protocols"))?;
             }
-            if grpc.auth.is_some() {
+            if grpc
+                .auth
+                .as_ref()
+                .is_some_and(|a| a.authenticator.is_empty())
+            {
                 return Err(FieldError::at(
-                    &["protocols", "grpc", "auth"],
-                    "authentication is not supported yet by this receiver",
+                    &["protocols", "grpc", "auth", "authenticator"],
+                    "must name an authenticator extension",
                 ));
             }
             if grpc.transport != "tcp" {
@@ -219,16 +221,18 @@ impl Config {
             }
         }
         if let Some(http) = &mut self.protocols.http {
-            if http.tls.is_some() {
-                return Err(FieldError::at(
-                    &["protocols", "http", "tls"],
-                    "TLS is not supported yet by this receiver",
-                ));
+            if let Some(tls) = &http.tls {
+                tls.validate()
+                    .map_err(|e| e.under("tls").under("http").under("protocols"))?;
             }
-            if http.auth.is_some() {
+            if http
+                .auth
+                .as_ref()
+                .is_some_and(|a| a.authenticator.is_empty())
+            {
                 return Err(FieldError::at(
-                    &["protocols", "http", "auth"],
-                    "authentication is not supported yet by this receiver",
+                    &["protocols", "http", "auth", "authenticator"],
+                    "must name an authenticator extension",
                 ));
             }
             http.traces_url_path = with_slash(&http.traces_url_path);

@@ -20,7 +20,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
@@ -28,6 +27,7 @@ use tonic::{Request, Response, Status};
 use super::config::Grpc;
 use super::{Sink, Sinks};
 use crate::component::ReceiverConsumers;
+use crate::extensions::auth::Authenticator;
 use crate::pipeline::{Batch, ClientInfo};
 use crate::receivers::status;
 
@@ -36,6 +36,8 @@ use crate::receivers::status;
 struct Service {
     sink: Sink,
     include_metadata: bool,
+    auth: Option<Authenticator>,
+    auth_failures: metrics::Counter,
 }
 
 impl Service {
@@ -60,7 +62,27 @@ impl Service {
         }
     }
 
-    async fn export(&self, batch: Batch, client: ClientInfo) -> Result<(), Status> {
+    /// The authenticator's verdict on the request's metadata.
+    fn authorize(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        auth.check(&metadata.clone().into_headers()).map_err(|e| {
+            self.auth_failures.increment(1);
+            Status::unauthenticated(e.to_string())
+        })
+    }
+
+    async fn export(
+        &self,
+        batch: Batch,
+        client: ClientInfo,
+        auth: Result<(), Status>,
+    ) -> Result<(), Status> {
+        if let Err(status) = auth {
+            self.sink.refuse(batch.item_count() as u64);
+            return Err(status);
+        }
         self.sink
             .deliver(batch, &client)
             .await
@@ -75,8 +97,9 @@ impl TraceService for Service {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let client = self.client(&request);
+        let auth = self.authorize(request.metadata());
         let batch = Batch::Traces(request.into_inner().resource_spans);
-        Self::export(self, batch, client).await?;
+        Self::export(self, batch, client, auth).await?;
         Ok(Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -88,8 +111,9 @@ impl MetricsService for Service {
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         let client = self.client(&request);
+        let auth = self.authorize(request.metadata());
         let batch = Batch::Metrics(request.into_inner().resource_metrics);
-        Self::export(self, batch, client).await?;
+        Self::export(self, batch, client, auth).await?;
         Ok(Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -101,8 +125,9 @@ impl LogsService for Service {
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         let client = self.client(&request);
+        let auth = self.authorize(request.metadata());
         let batch = Batch::Logs(request.into_inner().resource_logs);
-        Self::export(self, batch, client).await?;
+        Self::export(self, batch, client, auth).await?;
         Ok(Response::new(ExportLogsServiceResponse::default()))
     }
 }
@@ -112,14 +137,18 @@ pub(super) fn serve(
     config: &Grpc,
     id: &str,
     consumers: &ReceiverConsumers,
-    listener: TcpListener,
+    listener: crate::tls::listener::Incoming,
+    auth: Option<Authenticator>,
     stop: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let sinks = Sinks::new(id, "grpc", consumers);
     let limit = config.max_message_bytes();
+    let auth_failures = sinks.auth_failures.clone();
     let service = |sink: Sink| Service {
         sink,
         include_metadata: config.include_metadata,
+        auth: auth.clone(),
+        auth_failures: auth_failures.clone(),
     };
     let traces = sinks.traces.map(|s| {
         TraceServiceServer::new(service(s))
@@ -147,10 +176,9 @@ pub(super) fn serve(
         .add_optional_service(traces)
         .add_optional_service(metrics)
         .add_optional_service(logs);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     async move {
         if let Err(e) = router
-            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .serve_with_incoming_shutdown(listener, stop.cancelled_owned())
             .await
         {
             tracing::error!(error = %e, "OTLP gRPC server failed.");

@@ -20,13 +20,13 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::config::Http;
 use super::{Sink, Sinks};
 use crate::codec::{json, Compression};
 use crate::component::ReceiverConsumers;
+use crate::extensions::auth::Authenticator;
 use crate::pipeline::{Batch, ClientInfo, Signal};
 use crate::receivers::status;
 
@@ -61,6 +61,7 @@ impl Encoding {
 
 struct Shared {
     config: Http,
+    auth: Option<Authenticator>,
     sinks: Sinks,
     response_headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -70,7 +71,8 @@ pub(super) fn serve(
     config: &Http,
     id: &str,
     consumers: &ReceiverConsumers,
-    listener: TcpListener,
+    listener: crate::tls::listener::Incoming,
+    auth: Option<Authenticator>,
     stop: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let response_headers = config
@@ -85,6 +87,7 @@ pub(super) fn serve(
         .collect();
     let shared = Arc::new(Shared {
         config: config.clone(),
+        auth,
         sinks: Sinks::new(id, "http", consumers),
         response_headers,
     });
@@ -125,7 +128,7 @@ pub(super) fn serve(
         .with_state(shared)
         .into_make_service_with_connect_info::<SocketAddr>();
     async move {
-        let served = axum::serve(listener, app)
+        let served = axum::serve(listener.into_axum(), app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
         if let Err(e) = served {
@@ -169,6 +172,13 @@ async fn respond(
 ) -> Response {
     if method == Method::OPTIONS && cors_origin(&shared.config, headers).is_some() {
         return preflight(&shared.config);
+    }
+    if let Some(auth) = &shared.auth {
+        if let Err(e) = auth.check(headers) {
+            shared.sinks.auth_failures.increment(1);
+            let encoding = Encoding::from_headers(headers).unwrap_or(Encoding::Json);
+            return error(encoding, StatusCode::UNAUTHORIZED, &e.to_string());
+        }
     }
     if method != Method::POST {
         return text(

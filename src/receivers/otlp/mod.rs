@@ -38,8 +38,10 @@ use crate::component::{
     ReceiverFactory, Stability,
 };
 use crate::config::{decode, FieldError};
+use crate::extensions::auth::Authenticator;
 use crate::pipeline::{Batch, BoxConsumer, ClientInfo, ConsumeError, Signal};
 use crate::telemetry::names;
+use crate::tls::listener::{self as tls_listener, ALPN_GRPC, ALPN_HTTP};
 
 /// The `otlp` receiver factory.
 pub struct Factory;
@@ -124,19 +126,35 @@ impl Receiver {
 
 #[async_trait]
 impl Component for Receiver {
-    async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
+    async fn start(&self, host: &Host) -> Result<(), ComponentError> {
         if let Some(grpc) = &self.config.protocols.grpc {
-            let listener = crate::net::bind(&grpc.endpoint).await?;
+            let auth = Authenticator::resolve(host, grpc.auth.as_ref())?;
+            let listener = tls_listener::bind(&grpc.endpoint, grpc.tls.as_ref(), ALPN_GRPC).await?;
             self.bound.lock().expect("otlp bound lock").grpc = listener.local_addr().ok();
             tracing::info!(endpoint = %grpc.endpoint, receiver = %self.id, "Starting GRPC server.");
-            let server = grpc::serve(grpc, &self.id, &self.consumers, listener, self.stop.clone());
+            let server = grpc::serve(
+                grpc,
+                &self.id,
+                &self.consumers,
+                listener,
+                auth,
+                self.stop.clone(),
+            );
             self.tasks.spawn(server);
         }
         if let Some(http) = &self.config.protocols.http {
-            let listener = crate::net::bind(&http.endpoint).await?;
+            let auth = Authenticator::resolve(host, http.auth.as_ref())?;
+            let listener = tls_listener::bind(&http.endpoint, http.tls.as_ref(), ALPN_HTTP).await?;
             self.bound.lock().expect("otlp bound lock").http = listener.local_addr().ok();
             tracing::info!(endpoint = %http.endpoint, receiver = %self.id, "Starting HTTP server.");
-            let server = http::serve(http, &self.id, &self.consumers, listener, self.stop.clone());
+            let server = http::serve(
+                http,
+                &self.id,
+                &self.consumers,
+                listener,
+                auth,
+                self.stop.clone(),
+            );
             self.tasks.spawn(server);
         }
         Ok(())
@@ -174,6 +192,11 @@ impl Sink {
         }
     }
 
+    /// Counts `items` refused before reaching the pipeline (authentication).
+    pub(crate) fn refuse(&self, items: u64) {
+        self.refused.increment(items);
+    }
+
     /// Hands `batch` to the pipeline and counts it. An empty request is answered without
     /// calling the pipeline and is not counted (as otelcol).
     pub(crate) async fn deliver(
@@ -195,8 +218,10 @@ impl Sink {
 }
 
 /// The sinks of one transport, one per signal some pipeline uses this receiver for.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Sinks {
+    /// Requests the authenticator refused.
+    pub(crate) auth_failures: metrics::Counter,
     pub(crate) traces: Option<Sink>,
     pub(crate) metrics: Option<Sink>,
     pub(crate) logs: Option<Sink>,
@@ -209,7 +234,12 @@ impl Sinks {
                 .get(signal)
                 .map(|c| Sink::new(id, transport, signal, c.clone()))
         };
+        let labels = [
+            ("receiver", id.to_owned()),
+            ("transport", transport.to_owned()),
+        ];
         Self {
+            auth_failures: metrics::counter!(names::RECEIVER_AUTH_FAILURES, &labels),
             traces: make(Signal::Traces),
             metrics: make(Signal::Metrics),
             logs: make(Signal::Logs),
