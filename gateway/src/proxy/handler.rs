@@ -125,7 +125,13 @@ pub async fn handle(
     let upstream_path = found.upstream_path(&path);
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{upstream_path}?{q}"),
-        None if parts.uri.to_string().ends_with('?') => format!("{upstream_path}?"),
+        None if parts
+            .uri
+            .path_and_query()
+            .is_some_and(|pq| pq.as_str().ends_with('?')) =>
+        {
+            format!("{upstream_path}?")
+        }
         None => upstream_path,
     };
     ctx.upstream_uri = path_and_query.clone();
@@ -139,7 +145,7 @@ pub async fn handle(
         .matched_path
         .as_deref()
         .filter(|p| found.route.strip_path && *p != "/");
-    let mut out_headers = parts.headers.clone();
+    let mut out_headers = std::mem::take(&mut parts.headers);
     let http_version = if parts.version == Version::HTTP_2 {
         "2"
     } else {
