@@ -56,6 +56,8 @@ pub async fn handle(
         .as_deref()
         .map(|h| strip_port(h).to_owned())
         .unwrap_or_default();
+    // The peer's address as text, formatted once (RequestContext::new) for every header.
+    let peer_text = ctx.client_ip.clone();
     if headers::is_trusted(&shared.conf, peer.ip()) {
         if let Some(real) = parts
             .headers
@@ -155,6 +157,7 @@ pub async fn handle(
         &mut out_headers,
         &Forwarded {
             peer: peer.ip(),
+            peer_text: &peer_text,
             client_ip: &ctx.client_ip,
             scheme: ctx.scheme,
             host: &ctx.host,

@@ -102,6 +102,8 @@ fn value(s: &str) -> Option<HeaderValue> {
 pub struct Forwarded<'a> {
     /// Connecting peer.
     pub peer: IpAddr,
+    /// `peer` as text.
+    pub peer_text: &'a str,
     /// Client address after real-IP processing.
     pub client_ip: &'a str,
     /// Request scheme.
@@ -139,8 +141,8 @@ pub fn upstream_request(
         HeaderValue::from_static("keep-alive"),
     );
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", f.peer),
-        None => f.peer.to_string(),
+        Some(prev) => format!("{prev}, {}", f.peer_text),
+        None => f.peer_text.to_owned(),
     };
     if let Some(v) = value(&xff) {
         headers.insert(X_FORWARDED_FOR, v);
