@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the proxy allocates and frees small buffers (header maps, bodies, contexts) on
+/// every request, where glibc's allocator spends a fifth of the CPU time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Kong-compatible API gateway.
 #[derive(Debug, Parser)]
 #[command(name = "otelpipe-gateway", version)]

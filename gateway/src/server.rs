@@ -176,10 +176,17 @@ pub fn main(files: Vec<String>, conf: Option<String>) -> ExitCode {
         }
     };
     init_logging(&kong.log_level);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = kong.worker_threads {
-        builder.worker_threads(n);
-    }
+    // One worker: a current-thread runtime, which skips the work-stealing scheduler's
+    // cross-thread wake-ups and atomics on every task switch.
+    let mut builder = if kong.worker_threads == Some(1) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = kong.worker_threads {
+            builder.worker_threads(n);
+        }
+        builder
+    };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

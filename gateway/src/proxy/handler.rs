@@ -59,6 +59,8 @@ pub async fn handle(
         .as_deref()
         .map(|h| strip_port(h).to_owned())
         .unwrap_or_default();
+    // The peer's address as text, formatted once (RequestContext::new) for every header.
+    let peer_text = ctx.client_ip.clone();
     if headers::is_trusted(&shared.conf, peer.ip()) {
         if let Some(real) = parts
             .headers
@@ -128,7 +130,13 @@ pub async fn handle(
     let upstream_path = found.upstream_path(&path);
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{upstream_path}?{q}"),
-        None if parts.uri.to_string().ends_with('?') => format!("{upstream_path}?"),
+        None if parts
+            .uri
+            .path_and_query()
+            .is_some_and(|pq| pq.as_str().ends_with('?')) =>
+        {
+            format!("{upstream_path}?")
+        }
         None => upstream_path,
     };
     ctx.upstream_uri = path_and_query.clone();
@@ -153,6 +161,7 @@ pub async fn handle(
         &mut out_headers,
         &Forwarded {
             peer: peer.ip(),
+            peer_text: &peer_text,
             client_ip: &ctx.client_ip,
             scheme: ctx.scheme,
             host: &ctx.host,

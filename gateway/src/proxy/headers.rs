@@ -7,34 +7,45 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use crate::conf::KongConf;
 
 /// Hop-by-hop headers never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy",
-    "proxy-connection",
-    "proxy-authenticate",
-    "upgrade",
-    "trailer",
+const HOP_BY_HOP: [HeaderName; 7] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::UPGRADE,
+    http::header::TRAILER,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_PATH: HeaderName = HeaderName::from_static("x-forwarded-path");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_KONG_REQUEST_ID: HeaderName = HeaderName::from_static("x-kong-request-id");
+const X_KONG_UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-kong-upstream-latency");
+const X_KONG_PROXY_LATENCY: HeaderName = HeaderName::from_static("x-kong-proxy-latency");
+const X_KONG_UPSTREAM_STATUS: HeaderName = HeaderName::from_static("x-kong-upstream-status");
+const X_KONG_RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-response-latency");
 
 /// Removes hop-by-hop headers, including the ones named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<String> = headers
+    let named: Vec<HeaderName> = headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
+        .map(str::trim)
         .filter(|s| !s.is_empty())
+        .filter_map(|s| HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes()).ok())
         .collect();
-    for name in named
-        .iter()
-        .map(String::as_str)
-        .chain(HOP_BY_HOP.iter().copied())
-    {
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            headers.remove(name);
-        }
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    if !headers.contains_key(http::header::TE) {
+        return;
     }
     let te_trailers = headers.get_all(http::header::TE).iter().any(|v| {
         v.to_str()
@@ -91,6 +102,8 @@ fn value(s: &str) -> Option<HeaderValue> {
 pub struct Forwarded<'a> {
     /// Connecting peer.
     pub peer: IpAddr,
+    /// `peer` as text.
+    pub peer_text: &'a str,
     /// Client address after real-IP processing.
     pub client_ip: &'a str,
     /// Request scheme.
@@ -127,15 +140,15 @@ pub fn upstream_request(
         http::header::CONNECTION,
         HeaderValue::from_static("keep-alive"),
     );
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", f.peer),
-        None => f.peer.to_string(),
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", f.peer_text),
+        None => f.peer_text.to_owned(),
     };
     if let Some(v) = value(&xff) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    let mut set_forwarded = |name: &'static str, own: Option<String>| {
-        if trusted && headers.contains_key(name) {
+    let mut set_forwarded = |name: HeaderName, own: Option<String>| {
+        if trusted && headers.contains_key(&name) {
             return;
         }
         match own.and_then(|o| value(&o)) {
@@ -147,13 +160,13 @@ pub fn upstream_request(
             }
         }
     };
-    set_forwarded("x-forwarded-proto", Some(f.scheme.to_owned()));
-    set_forwarded("x-forwarded-host", Some(f.host.to_ascii_lowercase()));
-    set_forwarded("x-forwarded-port", Some(f.port.to_string()));
-    set_forwarded("x-forwarded-path", Some(f.path.to_owned()));
-    set_forwarded("x-forwarded-prefix", f.prefix.map(str::to_owned));
+    set_forwarded(X_FORWARDED_PROTO, Some(f.scheme.to_owned()));
+    set_forwarded(X_FORWARDED_HOST, Some(f.host.to_ascii_lowercase()));
+    set_forwarded(X_FORWARDED_PORT, Some(f.port.to_string()));
+    set_forwarded(X_FORWARDED_PATH, Some(f.path.to_owned()));
+    set_forwarded(X_FORWARDED_PREFIX, f.prefix.map(str::to_owned));
     if let Some(v) = value(f.client_ip) {
-        headers.insert("x-real-ip", v);
+        headers.insert(X_REAL_IP, v);
     }
     let via = format!("{} kong/{version}", f.http_version);
     let via = match headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
@@ -169,7 +182,7 @@ pub fn upstream_request(
         .any(|h| h == "x-kong-request-id")
     {
         if let Some(v) = value(f.request_id) {
-            headers.insert("x-kong-request-id", v);
+            headers.insert(X_KONG_REQUEST_ID, v);
         }
     }
 }
@@ -186,13 +199,10 @@ pub fn proxied_response(
 ) {
     strip_hop_by_hop(headers);
     if conf.header_enabled("x-kong-upstream-latency") {
-        headers.insert(
-            "x-kong-upstream-latency",
-            HeaderValue::from(upstream_latency),
-        );
+        headers.insert(X_KONG_UPSTREAM_LATENCY, HeaderValue::from(upstream_latency));
     }
     if conf.header_enabled("x-kong-proxy-latency") {
-        headers.insert("x-kong-proxy-latency", HeaderValue::from(proxy_latency));
+        headers.insert(X_KONG_PROXY_LATENCY, HeaderValue::from(proxy_latency));
     }
     if conf.header_enabled("via") {
         let via = format!("1.1 kong/{version}");
@@ -210,11 +220,11 @@ pub fn proxied_response(
         }
     }
     if conf.header_enabled("x-kong-upstream-status") {
-        headers.insert("x-kong-upstream-status", HeaderValue::from(upstream_status));
+        headers.insert(X_KONG_UPSTREAM_STATUS, HeaderValue::from(upstream_status));
     }
     if conf.header_enabled("x-kong-request-id") {
         if let Some(v) = value(request_id) {
-            headers.insert("x-kong-request-id", v);
+            headers.insert(X_KONG_REQUEST_ID, v);
         }
     }
 }
@@ -228,7 +238,7 @@ pub fn kong_response(
     request_id: &str,
 ) {
     if conf.header_enabled("x-kong-response-latency") {
-        headers.insert("x-kong-response-latency", HeaderValue::from(latency));
+        headers.insert(X_KONG_RESPONSE_LATENCY, HeaderValue::from(latency));
     }
     if conf.header_enabled("server") {
         if let Some(v) = value(&format!("kong/{version}")) {
@@ -237,7 +247,7 @@ pub fn kong_response(
     }
     if conf.header_enabled("x-kong-request-id") {
         if let Some(v) = value(request_id) {
-            headers.insert("x-kong-request-id", v);
+            headers.insert(X_KONG_REQUEST_ID, v);
         }
     }
 }

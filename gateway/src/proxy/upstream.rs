@@ -106,9 +106,10 @@ pub async fn send(
                 format!("{host}: {e}"),
             )
         })?;
+        let ip = addr.ip().to_string();
         ctx.tries.push(Try {
             balancer_start,
-            ip: addr.ip().to_string(),
+            ip: ip.clone(),
             port: addr.port(),
             balancer_latency: started.elapsed().as_millis() as u64,
             state: None,
@@ -125,7 +126,12 @@ pub async fn send(
             };
             format!("https://{host}:{port}{}", out.path_and_query)
         } else {
-            format!("http://{addr}{}", out.path_and_query)
+            let port = addr.port();
+            if addr.is_ipv6() {
+                format!("http://[{ip}]:{port}{}", out.path_and_query)
+            } else {
+                format!("http://{ip}:{port}{}", out.path_and_query)
+            }
         };
         let mut builder = Request::builder().method(out.method.clone()).uri(uri);
         if let Some(h) = builder.headers_mut() {
