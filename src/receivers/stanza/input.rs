@@ -88,7 +88,12 @@ impl Decoder {
             Self::Nop => AnyValue {
                 value: Some(any_value::Value::BytesValue(token.to_vec())),
             },
-            Self::Utf8 => value::string(String::from_utf8_lossy(token).into_owned()),
+            // Validating first is several times faster than the lossy scan, which only
+            // runs for tokens that hold invalid sequences.
+            Self::Utf8 => value::string(match std::str::from_utf8(token) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(token).into_owned(),
+            }),
             Self::Other(enc) => {
                 value::string(enc.decode_without_bom_handling(token).0.into_owned())
             }

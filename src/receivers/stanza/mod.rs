@@ -169,14 +169,17 @@ impl Pipeline {
         } else {
             Target::Op(0)
         };
-        let mut work = vec![(start, entry)];
-        while let Some((target, mut entry)) = work.pop() {
+        // The common chain has one output per operator: the entry moves along in `next`,
+        // and the stack (no allocation until used) only holds the other branches of a fan-out.
+        let mut work: Vec<(Target, Entry)> = Vec::new();
+        let mut next = Some((start, entry));
+        while let Some((target, mut entry)) = next.take().or_else(|| work.pop()) {
             let Target::Op(index) = target else {
                 out.push(entry);
                 continue;
             };
             let node = &self.nodes[index];
-            let next: &[Target] = match &node.kind {
+            let outputs: &[Target] = match &node.kind {
                 Kind::Noop => &node.outputs,
                 Kind::Router(router) => router.route(&mut entry),
                 Kind::Transform { op, cond, on_error } => {
@@ -221,7 +224,7 @@ impl Pipeline {
                     &node.outputs
                 }
             };
-            push_outputs(&mut work, next, entry);
+            next = push_outputs(&mut work, outputs, entry);
         }
     }
 }
@@ -235,15 +238,18 @@ fn run_if(cond: Option<&Expr>, entry: &Entry) -> Result<bool, String> {
     }
 }
 
-fn push_outputs(work: &mut Vec<(Target, Entry)>, next: &[Target], entry: Entry) {
-    let Some((first, rest)) = next.split_first() else {
-        return;
-    };
-    // Pushed in reverse so the first output is processed first.
+/// Queues copies of `entry` for all outputs but the first (in reverse, so they are
+/// processed in order after it) and returns the first, to be processed next.
+fn push_outputs(
+    work: &mut Vec<(Target, Entry)>,
+    outputs: &[Target],
+    entry: Entry,
+) -> Option<(Target, Entry)> {
+    let (first, rest) = outputs.split_first()?;
     for t in rest.iter().rev() {
         work.push((*t, entry.clone()));
     }
-    work.push((*first, entry));
+    Some((*first, entry))
 }
 
 #[cfg(test)]
