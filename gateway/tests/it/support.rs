@@ -349,9 +349,9 @@ pub(crate) async fn http10_server() -> Echo {
     }
 }
 
-/// An HTTPS upstream with a self-signed certificate for `localhost` (made with the openssl
-/// CLI); it answers with the TLS server name (SNI) and the request URI it received.
-pub(crate) async fn tls_echo_server() -> (Echo, tempfile::TempDir) {
+/// A TLS acceptor with a self-signed certificate for `localhost` made with the openssl CLI
+/// (the directory holding the key and certificate lives as long as the returned guard).
+pub(crate) fn self_signed_acceptor() -> (tokio_rustls::TlsAcceptor, tempfile::TempDir) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -390,7 +390,13 @@ pub(crate) async fn tls_echo_server() -> (Echo, tempfile::TempDir) {
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), dir)
+}
+
+/// An HTTPS upstream with a self-signed certificate for `localhost` (made with the openssl
+/// CLI); it answers with the TLS server name (SNI) and the request URI it received.
+pub(crate) async fn tls_echo_server() -> (Echo, tempfile::TempDir) {
+    let (acceptor, dir) = self_signed_acceptor();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, mut stopped) = oneshot::channel::<()>();

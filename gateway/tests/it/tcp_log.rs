@@ -7,7 +7,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::support::{echo_server, gateway, get};
+use crate::support::{echo_server, gateway, get, self_signed_acceptor};
 
 /// A TCP listener that forwards every received line.
 async fn listener() -> (u16, mpsc::UnboundedReceiver<String>) {
@@ -180,5 +180,108 @@ async fn no_route_line_matches_kongs_404_shape() {
     assert_eq!(v["upstream_uri"], "");
     assert_eq!(v["source"], "kong");
     assert_eq!(v["request"]["querystring"], serde_json::json!({}));
+    gw.shutdown().await;
+}
+
+/// A TLS listener that forwards `(connection number, SNI, line)` for every received line.
+async fn tls_listener() -> (
+    u16,
+    mpsc::UnboundedReceiver<(usize, Option<String>, String)>,
+    tempfile::TempDir,
+) {
+    let (acceptor, dir) = self_signed_acceptor();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((stream, _)) = l.accept().await {
+            n += 1;
+            let (tx, acceptor) = (tx.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().map(str::to_owned);
+                let mut lines = BufReader::new(tls).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tx.send((n, sni.clone(), line)).ok();
+                }
+            });
+        }
+    });
+    (port, rx, dir)
+}
+
+fn tls_yaml(upstream: std::net::SocketAddr, port: u16, sni: Option<&str>) -> String {
+    let sni = sni.map_or_else(String::new, |s| format!("    tls_sni: {s}\n"));
+    format!(
+        r#"_format_version: "3.0"
+services:
+- name: svc
+  url: http://{upstream}
+  routes:
+  - name: r
+    paths: [/coupon]
+plugins:
+- name: tcp-log
+  config:
+    host: 127.0.0.1
+    port: {port}
+    tls: true
+{sni}"#
+    )
+}
+
+#[tokio::test]
+async fn tls_sends_lines_with_the_configured_sni_over_one_pooled_connection() {
+    let (port, mut rx, _dir) = tls_listener().await;
+    let upstream = echo_server("coupon").await;
+    let gw = gateway(
+        &tls_yaml(upstream.addr, port, Some("logs.example.test")),
+        &[],
+    )
+    .await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let reply = get(&format!("{proxy}/coupon/x"), &[]).await;
+        assert_eq!(reply.status, 200);
+        ids.push(reply.header("x-kong-request-id").unwrap().to_owned());
+        // One line at a time: the connection is back in the pool before the next request.
+        let (conn, sni, line) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("no TLS log line within 20 s")
+            .unwrap();
+        assert_eq!(conn, 1, "keepalive reuses the first connection");
+        assert_eq!(sni.as_deref(), Some("logs.example.test"));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["request"]["id"], ids.last().unwrap().as_str());
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_without_sni_sends_no_server_name_and_expired_connections_are_replaced() {
+    let (port, mut rx, _dir) = tls_listener().await;
+    let upstream = echo_server("coupon").await;
+    let yaml = tls_yaml(upstream.addr, port, None) + "    keepalive: 1\n";
+    let gw = gateway(&yaml, &[]).await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    for expected in 1..=2 {
+        assert_eq!(get(&format!("{proxy}/coupon/x"), &[]).await.status, 200);
+        let (conn, sni, line) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("no TLS log line within 20 s")
+            .unwrap();
+        assert_eq!(
+            conn, expected,
+            "an idle connection older than keepalive is not reused"
+        );
+        assert_eq!(sni, None);
+        assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+        // Longer than the 1 ms keepalive.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     gw.shutdown().await;
 }

@@ -13,8 +13,12 @@
 //!
 //! As Kong: no queue, no retry; a failed connect or write is logged and the entry is lost.
 //! Sends in flight are bounded; past the bound entries are dropped and counted.
-//! `custom_fields_by_lua` accepts the snippet forms of [`lua`]; `tls: true` is rejected (this
-//! build has no TLS client for log sinks).
+//! `custom_fields_by_lua` accepts the snippet forms of [`lua`].
+//!
+//! Connections are pooled for `keepalive` ms of idleness (0: without limit). With `tls: true` a new connection
+//! does a TLS handshake (no certificate verification, as Kong's `sslhandshake(true, sni,
+//! false)`); the server name sent is `tls_sni`, none when unset. Pooled connections are reused
+//! without a new handshake.
 
 pub mod lua;
 pub mod serialize;
@@ -31,6 +35,8 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use super::{Factory, Plugin};
 use crate::proxy::context::RequestContext;
@@ -104,12 +110,6 @@ fn parse(config: &Value) -> Result<(TcpLogConfig, Snippets), Vec<(String, String
             "value should be between 0 and 65535".to_owned(),
         ));
     }
-    if conf.tls {
-        problems.push((
-            "tls".to_owned(),
-            "TLS to log destinations is not supported by this gateway".to_owned(),
-        ));
-    }
     let mut snippets = Vec::new();
     for (field, chunk) in conf.custom_fields_by_lua.iter().flatten() {
         match lua::compile(chunk) {
@@ -150,9 +150,19 @@ impl Factory for TcpLogFactory {
                 .collect::<Vec<_>>()
                 .join("; ")
         })?;
+        let tls = if conf.tls {
+            let config = crate::proxy::tls::client_config().map_err(|e| e.to_string())?;
+            Some(Tls {
+                connector: TlsConnector::from(config),
+                sni: conf.tls_sni.clone().filter(|s| !s.is_empty()),
+            })
+        } else {
+            None
+        };
         Ok(Arc::new(TcpLog {
             sink: Arc::new(Sink {
                 addr: format!("{}:{}", conf.host, conf.port),
+                tls,
                 timeout: Duration::from_millis(conf.timeout),
                 keepalive: Duration::from_millis(conf.keepalive),
                 idle: Mutex::new(Vec::new()),
@@ -164,43 +174,90 @@ impl Factory for TcpLogFactory {
     }
 }
 
+/// TLS settings of a destination.
+struct Tls {
+    connector: TlsConnector,
+    /// Server name sent in the handshake; none when `tls_sni` is unset.
+    sni: Option<String>,
+}
+
+/// A connection to the destination.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(bytes).await,
+            Self::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+}
+
+fn timed_out(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timeout"))
+}
+
 /// Destination with its idle-connection pool.
 struct Sink {
     addr: String,
+    tls: Option<Tls>,
     timeout: Duration,
     keepalive: Duration,
-    idle: Mutex<Vec<(TcpStream, Instant)>>,
+    idle: Mutex<Vec<(Conn, Instant)>>,
     in_flight: Arc<Semaphore>,
     dropped: AtomicU64,
 }
 
 impl Sink {
-    fn pooled(&self) -> Option<TcpStream> {
+    /// The most recently returned idle connection younger than `keepalive` (0: no limit, as
+    /// OpenResty's `setkeepalive(0)`); older ones are closed.
+    fn pooled(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
-        while let Some((stream, since)) = idle.pop() {
-            if since.elapsed() < self.keepalive {
-                return Some(stream);
+        while let Some((conn, since)) = idle.pop() {
+            if self.keepalive.is_zero() || since.elapsed() < self.keepalive {
+                return Some(conn);
             }
         }
         None
     }
 
-    async fn send(&self, line: String) -> std::io::Result<()> {
-        let stream = match self.pooled() {
-            Some(s) => s,
-            None => tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr))
-                .await
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout")
-                })??,
-        };
-        let mut stream = stream;
-        tokio::time::timeout(self.timeout, stream.write_all(line.as_bytes()))
+    async fn connect(&self) -> std::io::Result<Conn> {
+        let stream = tokio::time::timeout(self.timeout, TcpStream::connect(&self.addr))
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "send timeout"))??;
+            .map_err(|_| timed_out("connect"))??;
+        stream.set_nodelay(true)?;
+        let Some(tls) = &self.tls else {
+            return Ok(Conn::Plain(stream));
+        };
+        let name = match &tls.sni {
+            Some(sni) => rustls::pki_types::ServerName::try_from(sni.clone())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            // An IP address as the name: rustls then sends no server name extension.
+            None => rustls::pki_types::ServerName::IpAddress(stream.peer_addr()?.ip().into()),
+        };
+        let tls_stream = tokio::time::timeout(self.timeout, tls.connector.connect(name, stream))
+            .await
+            .map_err(|_| timed_out("handshake"))??;
+        Ok(Conn::Tls(Box::new(tls_stream)))
+    }
+
+    async fn send(&self, line: String) -> std::io::Result<()> {
+        let mut conn = match self.pooled() {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        tokio::time::timeout(self.timeout, conn.write_all(line.as_bytes()))
+            .await
+            .map_err(|_| timed_out("send"))??;
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < MAX_IDLE {
-                idle.push((stream, Instant::now()));
+                idle.push((conn, Instant::now()));
             }
         }
         Ok(())
