@@ -25,6 +25,7 @@ pub mod conf;
 pub mod declarative;
 pub mod error;
 pub mod listener;
+pub mod observability;
 pub mod plugins;
 pub mod proxy;
 pub mod router;

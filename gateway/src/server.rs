@@ -146,8 +146,12 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(level: &str) {
-    let level = match level {
+fn init_logging(kong_level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let level = match kong_level {
         "debug" => "debug",
         "info" | "notice" => "info",
         "warn" => "warn",
@@ -155,10 +159,16 @@ fn init_logging(level: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    if tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(filter);
+    // The opentelemetry plugin's logs_endpoint sees the lines at or above kong.conf log_level.
+    let capture = crate::observability::logs::CaptureLayer
+        .with_filter(crate::observability::logs::level_filter(kong_level));
+    if tracing_subscriber::registry()
+        .with(stderr)
+        .with(capture)
         .try_init()
         .is_err()
     {

@@ -17,6 +17,7 @@ use super::headers::{self, Forwarded};
 use super::upstream::{self, Outgoing};
 use super::websocket;
 use crate::error::{self, ErrorKind, GatewayError, Side};
+use crate::observability::logs;
 use crate::plugins::{Exit, PluginList};
 use crate::router::{normalize_path, RequestView};
 use crate::state::{Runtime, Shared};
@@ -31,12 +32,29 @@ pub async fn handle(
     peer: SocketAddr,
     listen_port: u16,
 ) -> GatewayResponse {
+    match logs::request_buffer() {
+        None => handle_request(shared, req, peer, listen_port, None).await,
+        Some(buffer) => {
+            let request = handle_request(shared, req, peer, listen_port, Some(buffer.clone()));
+            logs::scope(buffer, request).await
+        }
+    }
+}
+
+async fn handle_request(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    listen_port: u16,
+    log_buffer: Option<Arc<logs::RequestLogs>>,
+) -> GatewayResponse {
     shared
         .counters
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let runtime = shared.runtime.load_full();
     let mut ctx = RequestContext::new(peer, listen_port);
+    ctx.logs = log_buffer;
     let (mut parts, incoming) = req.into_parts();
     let downstream_upgrade = websocket::is_upgrade(&parts.headers)
         .then(|| parts.extensions.remove::<OnUpgrade>())
@@ -272,9 +290,11 @@ fn finisher(plugins: PluginList) -> body::Finisher {
                 .request
                 .saturating_sub(ctx.latencies.kong + proxy);
         }
-        for plugin in plugins.iter() {
-            plugin.log(&ctx);
-        }
+        logs::sync_scope(ctx.logs.as_ref(), || {
+            for plugin in plugins.iter() {
+                plugin.log(&ctx);
+            }
+        });
     })
 }
 

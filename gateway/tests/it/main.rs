@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod opentelemetry;
+mod otel_logs;
 mod prometheus;
 mod proxy;
 mod status;

@@ -1,5 +1,6 @@
-//! OTLP/HTTP protobuf export of span batches (spec §8.6): one `ResourceSpans` with scope
-//! `kong-internal 0.1.0`, `POST` with `Content-Type: application/x-protobuf`, success only on 200.
+//! OTLP/HTTP protobuf export (spec §8.6, §8.8): span batches as one `ResourceSpans`, log
+//! batches as one `ResourceLogs`, each with scope `kong-internal 0.1.0`; `POST` with
+//! `Content-Type: application/x-protobuf`, success only on 200.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -10,16 +11,18 @@ use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 use super::queue::Sender;
 
-/// Sends span batches to `traces_endpoint`.
-pub struct TraceSender {
+/// One OTLP/HTTP endpoint with the plugin's headers, timeouts and resource.
+pub struct Endpoint {
     client: Client<HttpConnector, Full<Bytes>>,
     url: http::Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -61,8 +64,8 @@ pub fn int_kv(key: &str, value: i64) -> KeyValue {
     }
 }
 
-impl TraceSender {
-    /// A sender for `url`; `headers` are added to every request.
+impl Endpoint {
+    /// An endpoint at `url`; `headers` are added to every request.
     pub fn new(
         url: http::Uri,
         headers: &[(String, String)],
@@ -115,31 +118,9 @@ impl TraceSender {
             }
         });
     }
-}
 
-impl Sender for TraceSender {
-    type Item = Span;
-
-    fn encode(&self, batch: Vec<Span>) -> Bytes {
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: self.resource.get().cloned(),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: "kong-internal".to_owned(),
-                        version: "0.1.0".to_owned(),
-                        ..InstrumentationScope::default()
-                    }),
-                    spans: batch,
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            }],
-        };
-        Bytes::from(request.encode_to_vec())
-    }
-
-    async fn send(&self, body: Bytes) -> Result<(), String> {
+    /// `POST`s one encoded request; `Ok` only on status 200.
+    pub async fn post(&self, body: Bytes) -> Result<(), String> {
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(self.url.clone());
@@ -168,5 +149,65 @@ impl Sender for TraceSender {
         } else {
             Err(format!("response status {}", response.status().as_u16()))
         }
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "kong-internal".to_owned(),
+        version: "0.1.0".to_owned(),
+        ..InstrumentationScope::default()
+    }
+}
+
+/// Sends span batches to `traces_endpoint`.
+pub struct TraceSender(pub Endpoint);
+
+impl Sender for TraceSender {
+    type Item = Span;
+
+    fn encode(&self, batch: Vec<Span>) -> Bytes {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: self.0.resource.get().cloned(),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(scope()),
+                    spans: batch,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        Bytes::from(request.encode_to_vec())
+    }
+
+    async fn send(&self, body: Bytes) -> Result<(), String> {
+        self.0.post(body).await
+    }
+}
+
+/// Sends log-record batches to `logs_endpoint`.
+pub struct LogSender(pub Endpoint);
+
+impl Sender for LogSender {
+    type Item = LogRecord;
+
+    fn encode(&self, batch: Vec<LogRecord>) -> Bytes {
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: self.0.resource.get().cloned(),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(scope()),
+                    log_records: batch,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        Bytes::from(request.encode_to_vec())
+    }
+
+    async fn send(&self, body: Bytes) -> Result<(), String> {
+        self.0.post(body).await
     }
 }

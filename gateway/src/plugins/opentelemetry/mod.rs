@@ -18,9 +18,15 @@
 //! `kong` (SERVER), `kong.router`, `kong.access.plugin.opentelemetry`,
 //! `kong.header_filter.plugin.opentelemetry` (INTERNAL) and one `kong.balancer` (CLIENT) per
 //! upstream try. The upstream receives the `kong.balancer` span id.
+//!
+//! With `logs_endpoint`, the gateway's own log lines at or above kong.conf `log_level` are
+//! exported as OTLP log records ([`logs`]): those logged while handling a request carry
+//! `request.id` and the request's trace context, the others (background tasks) do not. The
+//! logs queue drops new records when full.
 
 pub mod config;
 pub mod export;
+pub mod logs;
 pub mod propagation;
 pub mod queue;
 #[cfg(test)]
@@ -34,10 +40,11 @@ use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use serde_json::Value;
 
 use self::config::{Effective, OtelConfig};
-use self::export::{double_kv, int_kv, string_kv, TraceSender};
+use self::export::{double_kv, int_kv, string_kv, Endpoint, LogSender, TraceSender};
 use self::propagation::Outgoing;
 use self::queue::Queue;
 use super::{Exit, Factory, Plugin};
+use crate::observability::logs::{self as capture, Severity};
 use crate::proxy::context::RequestContext;
 
 /// The plugin's factory.
@@ -88,11 +95,17 @@ pub struct OpenTelemetry {
     conf: OtelConfig,
     effective: Effective,
     queue: Option<Arc<Queue<TraceSender>>>,
+    logs_queue: Option<Arc<Queue<LogSender>>>,
+    /// Keeps log capture on while this instance exports logs.
+    _capture: Option<capture::Enabled>,
 }
 
 impl Drop for OpenTelemetry {
     fn drop(&mut self) {
         if let Some(q) = &self.queue {
+            q.close();
+        }
+        if let Some(q) = &self.logs_queue {
             q.close();
         }
     }
@@ -157,54 +170,115 @@ fn internal_span(state: &TraceState, name: &str, start: u64, end: u64) -> Span {
 }
 
 impl OpenTelemetry {
-    fn new(conf: OtelConfig) -> Self {
-        let queue = conf.traces_url().and_then(|url| {
-            let uri = url
-                .parse::<http::Uri>()
-                .ok()
-                .filter(|u| u.scheme_str() == Some("http") && u.host().is_some());
-            if uri.is_none() {
-                tracing::error!(
-                    traces_endpoint = url,
-                    "opentelemetry: traces_endpoint is not an http:// URL; spans are not exported"
-                );
-            }
-            let headers: Vec<(String, String)> = conf
-                .headers
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let attrs = conf
-                .resource_attributes
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let sender = TraceSender::new(
-                uri?,
-                &headers,
-                attrs,
-                conf.connect_timeout,
-                conf.send_timeout,
-                conf.read_timeout,
+    fn endpoint(conf: &OtelConfig, field: &str, url: &str) -> Option<Endpoint> {
+        let uri = url
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|u| u.scheme_str() == Some("http") && u.host().is_some());
+        if uri.is_none() {
+            tracing::error!(
+                "opentelemetry: {field} {url} is not an http:// URL; nothing is exported there"
             );
-            Some(Queue::new(
-                "opentelemetry:traces".to_owned(),
-                conf.queue.clone(),
-                sender,
-            ))
-        });
+        }
+        let headers: Vec<(String, String)> = conf
+            .headers
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let attrs = conf
+            .resource_attributes
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Some(Endpoint::new(
+            uri?,
+            &headers,
+            attrs,
+            conf.connect_timeout,
+            conf.send_timeout,
+            conf.read_timeout,
+        ))
+    }
+
+    fn new(conf: OtelConfig) -> Self {
+        let queue = conf
+            .traces_url()
+            .and_then(|url| Self::endpoint(&conf, "traces_endpoint", url))
+            .map(|endpoint| {
+                Queue::new(
+                    "opentelemetry:traces".to_owned(),
+                    conf.queue.clone(),
+                    TraceSender(endpoint),
+                )
+            });
+        let logs_queue = conf
+            .logs_endpoint
+            .as_deref()
+            .and_then(|url| Self::endpoint(&conf, "logs_endpoint", url))
+            .map(|endpoint| {
+                Queue::new(
+                    "opentelemetry:logs".to_owned(),
+                    conf.queue.clone(),
+                    LogSender(endpoint),
+                )
+            });
         Self {
             effective: conf.effective(),
+            _capture: logs_queue.is_some().then(capture::Enabled::acquire),
             conf,
             queue,
+            logs_queue,
         }
     }
 
-    /// The instance's export queue (for tests and own metrics).
+    /// The instance's span export queue (for tests and own metrics).
     pub fn queue(&self) -> Option<&Arc<Queue<TraceSender>>> {
         self.queue.as_ref()
+    }
+
+    /// The instance's log export queue (for tests and own metrics).
+    pub fn logs_queue(&self) -> Option<&Arc<Queue<LogSender>>> {
+        self.logs_queue.as_ref()
+    }
+
+    /// Queues the worker lines and this request's lines at or above kong.conf `log_level`.
+    fn export_logs(&self, ctx: &RequestContext) {
+        let Some(queue) = &self.logs_queue else {
+            return;
+        };
+        let request = ctx.logs.as_ref().map(|l| l.take()).unwrap_or_default();
+        let worker = capture::take_worker();
+        if request.is_empty() && worker.is_empty() {
+            return;
+        }
+        let level = ctx.conf.as_ref().map_or("notice", |c| c.log_level.as_str());
+        let threshold = Severity::from_log_level(level);
+        if let Some(conf) = &ctx.conf {
+            queue.sender().0.init_resource(&conf.node_id);
+        }
+        let trace = ctx.trace.as_deref().map(|state| logs::TraceContext {
+            trace_id: state.trace_id,
+            span_id: tracing_on(ctx).then_some(state.root_span_id),
+            flags: u32::from(state.sampled),
+        });
+        let scope = logs::RequestScope {
+            request_id: &ctx.request_id,
+            trace,
+        };
+        let records = worker
+            .into_iter()
+            .filter(|r| r.severity >= threshold)
+            .map(|r| logs::log_record(r, None))
+            .chain(
+                request
+                    .into_iter()
+                    .filter(|r| r.severity >= threshold)
+                    .map(|r| logs::log_record(r, Some(scope))),
+            )
+            .collect();
+        queue.push_while_room(records);
     }
 
     fn fresh_state(&self, ctx: &RequestContext) -> TraceState {
@@ -438,6 +512,13 @@ impl Plugin for OpenTelemetry {
     }
 
     fn log(&self, ctx: &RequestContext) {
+        self.export_spans(ctx);
+        self.export_logs(ctx);
+    }
+}
+
+impl OpenTelemetry {
+    fn export_spans(&self, ctx: &RequestContext) {
         let (Some(queue), Some(state)) = (&self.queue, ctx.trace.as_deref()) else {
             return;
         };
@@ -446,7 +527,7 @@ impl Plugin for OpenTelemetry {
         }
         let end = now_ns();
         if let Some(conf) = &ctx.conf {
-            queue.sender().init_resource(&conf.node_id);
+            queue.sender().0.init_resource(&conf.node_id);
         }
         let mut spans = Vec::with_capacity(state.spans.len() + 1 + ctx.tries.len());
         spans.push(Self::root_span(ctx, state, end));

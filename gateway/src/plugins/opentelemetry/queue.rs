@@ -26,6 +26,13 @@ pub trait Sender: Send + Sync + 'static {
     fn send(&self, body: Bytes) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// What a full queue does with a new entry.
+#[derive(Debug, Clone, Copy)]
+enum Full {
+    DropOldest,
+    DropNew,
+}
+
 /// A bounded queue drained by one background task.
 pub struct Queue<S: Sender> {
     name: String,
@@ -67,6 +74,16 @@ impl<S: Sender> Queue<S> {
 
     /// Adds entries (one lock for all of them); the oldest are dropped when full.
     pub fn push_all(self: &Arc<Self>, items: Vec<S::Item>) {
+        self.push(items, Full::DropOldest);
+    }
+
+    /// Adds entries while there is room; the rest are dropped (Kong's OTel logs queue checks
+    /// capacity first instead of evicting old records).
+    pub fn push_while_room(self: &Arc<Self>, items: Vec<S::Item>) {
+        self.push(items, Full::DropNew);
+    }
+
+    fn push(self: &Arc<Self>, items: Vec<S::Item>, full: Full) {
         if items.is_empty() {
             return;
         }
@@ -79,8 +96,13 @@ impl<S: Sender> Queue<S> {
             };
             for item in items {
                 if q.len() >= capacity {
-                    q.pop_front();
                     dropped += 1;
+                    match full {
+                        Full::DropOldest => {
+                            q.pop_front();
+                        }
+                        Full::DropNew => continue,
+                    }
                 }
                 q.push_back(item);
             }
@@ -88,13 +110,23 @@ impl<S: Sender> Queue<S> {
         };
         if dropped > 0 {
             let total = self.dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
+            // Logged on the first drop and then at each power of two, so a saturated queue
+            // does not log per entry.
             if total == dropped || total.is_power_of_two() {
-                tracing::error!(queue = %self.name, dropped = total, "queue full: dropping oldest entries");
+                let what = match full {
+                    Full::DropOldest => "old",
+                    Full::DropNew => "new",
+                };
+                tracing::error!(
+                    dropped = total,
+                    "queue {}: queue full, dropping {what} entries",
+                    self.name
+                );
             }
         }
         if len * 5 >= capacity * 4 {
             if !self.warned.swap(true, Ordering::Relaxed) {
-                tracing::warn!(queue = %self.name, len, "queue reached 80% of its capacity");
+                tracing::warn!("queue {}: queue at 80% capacity", self.name);
             }
         } else {
             self.warned.store(false, Ordering::Relaxed);
@@ -177,11 +209,17 @@ impl<S: Sender> Queue<S> {
                 Err(error) => {
                     if started.elapsed() + Duration::from_secs_f64(delay) > give_up {
                         self.dropped.fetch_add(count, Ordering::Relaxed);
-                        tracing::error!(queue = %self.name, %error, entries = count,
-                            "could not send entries, giving up after retries");
+                        tracing::error!(
+                            "queue {}: could not send entries due to max_retry_time exceeded. \
+                             {count} queue entries were lost",
+                            self.name
+                        );
                         return;
                     }
-                    tracing::warn!(queue = %self.name, %error, "failed to send batch, retrying");
+                    tracing::warn!(
+                        "queue {}: handler could not process entries: {error}",
+                        self.name
+                    );
                     tokio::time::sleep(Duration::from_secs_f64(delay)).await;
                     delay = (delay * 2.0).min(self.conf.max_retry_delay);
                 }
