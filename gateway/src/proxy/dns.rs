@@ -30,6 +30,12 @@ pub struct DnsCache {
 }
 
 impl DnsCache {
+    /// The addresses last resolved for `host`, if it was resolved (expired entries included);
+    /// never resolves.
+    pub fn cached(&self, host: &str) -> Option<Vec<IpAddr>> {
+        self.table.load().get(host).map(|e| e.addrs.clone())
+    }
+
     /// The address to connect to for `host:port`; IP literals are used as they are.
     pub async fn resolve(&self, host: &str, port: u16) -> std::io::Result<SocketAddr> {
         let literal = host.trim_matches(['[', ']']);

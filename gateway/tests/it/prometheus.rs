@@ -142,3 +142,101 @@ fn promtool(text: &str) -> Vec<String> {
     .map(str::to_owned)
     .collect()
 }
+
+/// The `kong_upstream_target_health` series of an exposition.
+fn health_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("kong_upstream_target_health{"))
+        .collect()
+}
+
+#[tokio::test]
+async fn upstream_health_metrics_report_healthchecks_off_per_target_address() {
+    let upstream = echo_server("prom").await;
+    let port = upstream.addr.port();
+    let yaml = |flag: bool| {
+        format!(
+            r#"_format_version: "3.0"
+upstreams:
+- name: pool
+  targets:
+  - target: 127.0.0.1:{port}
+  - target: localhost:{port}
+  - target: 127.0.0.2:{port}
+    weight: 0
+services:
+- name: svc
+  host: pool
+  routes:
+  - name: r
+    paths: [/pool]
+plugins:
+- name: prometheus
+  config:
+    upstream_health_metrics: {flag}
+"#
+        )
+    };
+    let gw = gateway(&yaml(true), &[]).await;
+    let metrics = format!("http://{}/metrics", gw.status[0]);
+    let before = get(&metrics, &[]).await.text();
+    let states = ["dns_error", "healthchecks_off", "healthy", "unhealthy"];
+    let series = |address: &str, target: &str| -> Vec<String> {
+        states
+            .iter()
+            .map(|s| {
+                let v = u8::from(*s == "healthchecks_off");
+                format!("kong_upstream_target_health{{upstream=\"pool\",target=\"{target}\",address=\"{address}\",state=\"{s}\",subsystem=\"http\"}} {v}")
+            })
+            .collect()
+    };
+    let ip_target = format!("127.0.0.1:{port}");
+    let name_target = format!("localhost:{port}");
+    // Before any request the host name is unresolved: the target stands as its address.
+    let mut expected = series(&ip_target, &ip_target);
+    expected.extend(series(&name_target, &name_target));
+    expected.sort();
+    assert_eq!(health_lines(&before), expected, "{before}");
+    assert!(before.contains(
+        "# HELP kong_upstream_target_health Health status of targets of upstream. States = healthchecks_off|healthy|unhealthy|dns_error, value is 1 when state is populated.\n# TYPE kong_upstream_target_health gauge\n"
+    ));
+    // Requests resolve `localhost`; its series then name the resolved address.
+    for _ in 0..4 {
+        assert_eq!(
+            get(&format!("http://{}/pool/x", gw.proxy[0]), &[])
+                .await
+                .status,
+            200
+        );
+    }
+    let after = get(&metrics, &[]).await.text();
+    let lines = health_lines(&after);
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains(&format!("address=\"{name_target}\""))),
+        "{after}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "target=\"{name_target}\",address=\"127.0.0.1:{port}\",state=\"healthchecks_off\""
+        )) || l.contains(&format!(
+            "target=\"{name_target}\",address=\"[::1]:{port}\",state=\"healthchecks_off\""
+        ))),
+        "{after}"
+    );
+    assert!(
+        !after.contains("127.0.0.2"),
+        "weight 0 targets are not reported"
+    );
+    let remarks = promtool(&after);
+    assert!(!remarks.iter().any(|l| l.contains("error")), "{remarks:?}");
+    gw.shutdown().await;
+
+    let gw = gateway(&yaml(false), &[]).await;
+    let off = get(&format!("http://{}/metrics", gw.status[0]), &[])
+        .await
+        .text();
+    assert!(!off.contains("kong_upstream_target_health"), "{off}");
+    gw.shutdown().await;
+}

@@ -13,6 +13,7 @@
 //! Counters live in one node-wide store (Kong keeps them in a shared dict per node); every
 //! flag defaults to false, so a bare plugin exports only the node-level gauges.
 
+pub mod health;
 pub mod registry;
 #[cfg(test)]
 mod tests;
@@ -330,6 +331,16 @@ pub fn render(shared: &Shared) -> String {
             ),
         },
         FamilyLines {
+            name: "kong_upstream_target_health",
+            kind: "gauge",
+            help: "Health status of targets of upstream. States = healthchecks_off|healthy|unhealthy|dns_error, value is 1 when state is populated.",
+            lines: if health::enabled(shared) {
+                health::lines(shared)
+            } else {
+                Vec::new()
+            },
+        },
+        FamilyLines {
             name: "kong_upstream_latency_ms",
             kind: "histogram",
             help: "Latency added by upstream response for each service/route in Kong",
@@ -340,6 +351,7 @@ pub fn render(shared: &Shared) -> String {
             ),
         },
     ];
+    families.sort_by_key(|f| f.name);
     let mut out = String::new();
     for family in &mut families {
         if family.lines.is_empty() {
