@@ -25,6 +25,23 @@ pub struct Try {
     pub code: Option<u16>,
 }
 
+/// One resolution of an upstream host name (the `kong.dns` span); IP hosts make none.
+#[derive(Debug, Clone, Default)]
+pub struct DnsQuery {
+    /// The name resolved.
+    pub domain: String,
+    /// The port asked for.
+    pub port: u16,
+    /// The address chosen, when resolution succeeded.
+    pub ip: Option<String>,
+    /// Why resolution failed.
+    pub error: Option<String>,
+    /// Unix ns at the start of the query.
+    pub start_ns: u64,
+    /// Unix ns at its end.
+    pub end_ns: u64,
+}
+
 /// Latencies in ms (spec §2.6).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Latencies {
@@ -94,6 +111,8 @@ pub struct RequestContext {
     pub trace: Option<Box<crate::plugins::opentelemetry::TraceState>>,
     /// Trace ids written by injectors, per format (serializer `trace_id`).
     pub trace_ids: Vec<(&'static str, String)>,
+    /// Upstream host-name resolutions, recorded while a trace is active.
+    pub dns_queries: Vec<DnsQuery>,
     /// Log lines captured while handling this request (when a plugin exports logs).
     pub logs: Option<Arc<crate::observability::logs::RequestLogs>>,
 }
@@ -128,6 +147,7 @@ impl RequestContext {
             version: http::Version::HTTP_11,
             trace: None,
             trace_ids: Vec::new(),
+            dns_queries: Vec::new(),
             logs: None,
         }
     }
@@ -148,6 +168,14 @@ pub fn new_request_id() -> String {
         id.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     id
+}
+
+/// Unix time in ns.
+pub fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// Unix time in ms.

@@ -1,5 +1,6 @@
 //! The balancer and the upstream call: peer choice, name resolution, timeouts, retries.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use http::{HeaderMap, Method, Request, Response};
@@ -7,7 +8,7 @@ use hyper::body::Incoming;
 
 use super::balancer::{HashInput, InFlight};
 use super::body::{self, ProxyBody};
-use super::context::{unix_ms, RequestContext, Try};
+use super::context::{unix_ms, unix_ns, DnsQuery, RequestContext, Try};
 use super::dns::DnsCache;
 use crate::declarative::model::Service;
 use crate::error::{ErrorKind, GatewayError, Side};
@@ -99,7 +100,22 @@ pub async fn send(
             },
             None => (service.host.clone(), service.port),
         };
-        let addr = dns.resolve(&host, port).await.map_err(|e| {
+        // A traced request records each host-name resolution for its `kong.dns` span.
+        let traced =
+            ctx.trace.is_some() && host.trim_matches(['[', ']']).parse::<IpAddr>().is_err();
+        let dns_start = if traced { unix_ns() } else { 0 };
+        let resolved = dns.resolve(&host, port).await;
+        if traced {
+            ctx.dns_queries.push(DnsQuery {
+                domain: host.clone(),
+                port,
+                ip: resolved.as_ref().ok().map(|a| a.ip().to_string()),
+                error: resolved.as_ref().err().map(ToString::to_string),
+                start_ns: dns_start,
+                end_ns: unix_ns(),
+            });
+        }
+        let addr = resolved.map_err(|e| {
             GatewayError::new(
                 ErrorKind::NameResolution,
                 Side::Upstream,

@@ -416,3 +416,137 @@ plugins:
     assert_eq!(spans(&export)[0].status.as_ref().map(|s| s.code), Some(0));
     gw.shutdown().await;
 }
+
+fn host_config(sink: SocketAddr, url: &str) -> String {
+    format!(
+        r#"_format_version: "3.0"
+services:
+- name: coupon
+  url: {url}
+  retries: 0
+  routes:
+  - name: coupon_route
+    paths: [/coupon]
+plugins:
+- name: opentelemetry
+  config:
+    traces_endpoint: http://{sink}/v1/traces
+    queue: {{max_coalescing_delay: 0.1}}
+{SEED_PROPAGATION}
+"#
+    )
+}
+
+#[tokio::test]
+async fn host_name_upstreams_get_a_dns_span_in_kongs_order() {
+    let (sink_addr, mut rx) = sink(0).await;
+    let upstream = echo_server("coupon").await;
+    let port = upstream.addr.port();
+    let url = format!("http://localhost:{port}");
+    let gw = gateway(&host_config(sink_addr, &url), TRACING_ALL).await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    assert_eq!(get(&format!("{proxy}/coupon/apply"), &[]).await.status, 200);
+    let export = next(&mut rx).await;
+    let spans = spans(&export);
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/otel-spans-proxied-request.json")).unwrap();
+    let kong_spans = fixture["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap();
+    let kong_names: Vec<&str> = kong_spans
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, kong_names);
+    let dns = spans.iter().find(|s| s.name == "kong.dns").unwrap();
+    assert_eq!(dns.kind, 3, "CLIENT");
+    assert_eq!(dns.parent_span_id, spans[0].span_id);
+    let keys: Vec<&str> = dns.attributes.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["dns.record.domain", "dns.record.port", "dns.record.ip"]
+    );
+    assert_eq!(
+        attr(&dns.attributes, "dns.record.domain"),
+        Some(&Any::StringValue("localhost".into()))
+    );
+    assert_eq!(
+        attr(&dns.attributes, "dns.record.port"),
+        Some(&Any::DoubleValue(f64::from(port)))
+    );
+    match attr(&dns.attributes, "dns.record.ip") {
+        Some(Any::StringValue(ip)) => {
+            assert!(ip.parse::<std::net::IpAddr>().unwrap().is_loopback())
+        }
+        other => panic!("dns.record.ip: {other:?}"),
+    }
+    assert!(dns.start_time_unix_nano <= dns.end_time_unix_nano);
+    assert_eq!(dns.status.as_ref().map(|s| s.code), Some(0));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn dns_spans_follow_the_instrumentation_and_failures_are_errors() {
+    let (sink_addr, mut rx) = sink(0).await;
+    let upstream = echo_server("coupon").await;
+    // An IP host resolves nothing: no kong.dns span.
+    let url = format!("http://{}", upstream.addr);
+    let gw = gateway(&host_config(sink_addr, &url), TRACING_ALL).await;
+    assert_eq!(
+        get(&format!("http://{}/coupon/x", gw.proxy[0]), &[])
+            .await
+            .status,
+        200
+    );
+    assert!(spans(&next(&mut rx).await)
+        .iter()
+        .all(|s| s.name != "kong.dns"));
+    gw.shutdown().await;
+
+    // dns_query not listed: no kong.dns span even for a host name.
+    let url = format!("http://localhost:{}", upstream.addr.port());
+    let only = [
+        ("KONG_TRACING_INSTRUMENTATIONS", "balancer,router"),
+        ("KONG_TRACING_SAMPLING_RATE", "1.0"),
+    ];
+    let gw = gateway(&host_config(sink_addr, &url), &only).await;
+    assert_eq!(
+        get(&format!("http://{}/coupon/x", gw.proxy[0]), &[])
+            .await
+            .status,
+        200
+    );
+    let names: Vec<String> = spans(&next(&mut rx).await)
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(names, ["kong", "kong.router", "kong.balancer"]);
+    gw.shutdown().await;
+
+    // A name that does not resolve: ERROR with an exception event, and no address.
+    let gw = gateway(
+        &host_config(sink_addr, "http://no-such-host.invalid:80"),
+        TRACING_ALL,
+    )
+    .await;
+    let status = get(&format!("http://{}/coupon/x", gw.proxy[0]), &[])
+        .await
+        .status;
+    assert!(status.is_server_error(), "{status}");
+    let export = next(&mut rx).await;
+    let dns = spans(&export)
+        .iter()
+        .find(|s| s.name == "kong.dns")
+        .expect("a kong.dns span")
+        .clone();
+    assert_eq!(dns.status.as_ref().map(|s| s.code), Some(2));
+    assert!(attr(&dns.attributes, "dns.record.ip").is_none());
+    assert_eq!(dns.events.len(), 1);
+    assert_eq!(dns.events[0].name, "exception");
+    assert!(matches!(
+        attr(&dns.events[0].attributes, "exception.message"),
+        Some(Any::StringValue(m)) if !m.is_empty()
+    ));
+    gw.shutdown().await;
+}

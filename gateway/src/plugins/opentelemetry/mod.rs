@@ -16,8 +16,8 @@
 //! Spans exist only when kong.conf `tracing_instrumentations` is not `off`; they are sampled
 //! by `sampling_rate` (else `tracing_sampling_rate`) on the trace id (spec §8.4). Emitted:
 //! `kong` (SERVER), `kong.router`, `kong.access.plugin.opentelemetry`,
-//! `kong.header_filter.plugin.opentelemetry` (INTERNAL) and one `kong.balancer` (CLIENT) per
-//! upstream try. The upstream receives the `kong.balancer` span id.
+//! `kong.header_filter.plugin.opentelemetry` (INTERNAL), `kong.dns` (CLIENT) per resolution of
+//! a host-name upstream (`dns_query`) and one `kong.balancer` (CLIENT) per upstream try. The upstream receives the `kong.balancer` span id.
 //!
 //! With `logs_endpoint`, the gateway's own log lines at or above kong.conf `log_level` are
 //! exported as OTLP log records ([`logs`]): those logged while handling a request carry
@@ -34,6 +34,7 @@ mod tests;
 
 use std::sync::Arc;
 
+use opentelemetry_proto::tonic::trace::v1::span::Event;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
@@ -45,7 +46,7 @@ use self::propagation::Outgoing;
 use self::queue::Queue;
 use super::{Exit, Factory, Plugin};
 use crate::observability::logs::{self as capture, Severity};
-use crate::proxy::context::RequestContext;
+use crate::proxy::context::{DnsQuery, RequestContext};
 
 /// The plugin's factory.
 pub struct OpenTelemetryFactory;
@@ -167,6 +168,36 @@ fn internal_span(state: &TraceState, name: &str, start: u64, end: u64) -> Span {
         status: Some(Status::default()),
         ..Span::default()
     }
+}
+
+/// The `kong.dns` span of one resolution (CLIENT; on failure ERROR with an `exception`
+/// event).
+fn dns_span(state: &TraceState, query: &DnsQuery) -> Span {
+    let mut span = internal_span(state, "kong.dns", query.start_ns, query.end_ns);
+    span.kind = SpanKind::Client as i32;
+    span.attributes = vec![
+        string_kv("dns.record.domain", &query.domain),
+        double_kv("dns.record.port", f64::from(query.port)),
+    ];
+    match (&query.ip, &query.error) {
+        (Some(ip), _) => span.attributes.push(string_kv("dns.record.ip", ip)),
+        (None, error) => {
+            span.status = Some(Status {
+                code: StatusCode::Error as i32,
+                ..Status::default()
+            });
+            span.events.push(Event {
+                time_unix_nano: query.end_ns,
+                name: "exception".to_owned(),
+                attributes: vec![string_kv(
+                    "exception.message",
+                    error.as_deref().unwrap_or("dns resolution failed"),
+                )],
+                ..Event::default()
+            });
+        }
+    }
+    span
 }
 
 impl OpenTelemetry {
@@ -489,9 +520,18 @@ impl Plugin for OpenTelemetry {
     fn header_filter(&self, ctx: &mut RequestContext, headers: &mut http::HeaderMap) {
         let start = now_ns();
         let on = instrumented(ctx, "plugin_header_filter");
+        let dns = instrumented(ctx, "dns_query");
+        let queries = std::mem::take(&mut ctx.dns_queries);
         let Some(state) = ctx.trace.as_mut() else {
             return;
         };
+        if dns {
+            // The balancer's resolutions ran between access and header_filter.
+            for query in &queries {
+                let span = dns_span(state, query);
+                state.spans.push(span);
+            }
+        }
         if let Some(name) = &self.conf.http_response_header_for_traceid {
             if let (Ok(n), Ok(v)) = (
                 http::HeaderName::from_bytes(name.as_bytes()),
