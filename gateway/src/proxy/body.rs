@@ -145,7 +145,13 @@ impl Body for LoggedBody {
                             for plugin in this.plugins.iter() {
                                 plugin.body_filter(ctx, &mut data);
                             }
-                            ctx.response_body_bytes += data.len() as u64;
+                            let len = data.len() as u64;
+                            ctx.response_body_bytes += len;
+                            if len > 0 {
+                                // "<hex len>\r\n" before and "\r\n" after a chunk.
+                                ctx.response_chunk_framing +=
+                                    u64::from((64 - len.leading_zeros()).div_ceil(4)) + 4;
+                            }
                         }
                         Frame::data(data)
                     }

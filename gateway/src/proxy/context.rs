@@ -99,6 +99,10 @@ pub struct RequestContext {
     pub response_headers: http::HeaderMap,
     /// Bytes of the response body sent.
     pub response_body_bytes: u64,
+    /// Bytes of the request line, headers and body as received (nginx `request_length`).
+    pub request_size: u64,
+    /// Chunk size lines a chunked response adds to its body (`<hex>\r\n` … `\r\n` per chunk).
+    pub response_chunk_framing: u64,
     /// Latencies.
     pub latencies: Latencies,
     /// `upstream` when proxied, `kong` when Kong answered.
@@ -141,6 +145,8 @@ impl RequestContext {
             status: 0,
             response_headers: http::HeaderMap::new(),
             response_body_bytes: 0,
+            request_size: 0,
+            response_chunk_framing: 0,
             latencies: Latencies::default(),
             source: "kong",
             conf: None,

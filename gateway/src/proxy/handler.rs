@@ -67,6 +67,8 @@ async fn handle_request(
         .uri
         .path_and_query()
         .map_or_else(|| "/".to_owned(), ToString::to_string);
+    ctx.request_size =
+        crate::plugins::prometheus::request_head_size(&ctx.method, &ctx.uri, &parts.headers);
     let host_header = parts
         .headers
         .get(HOST)

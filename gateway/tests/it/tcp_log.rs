@@ -285,3 +285,50 @@ async fn tls_without_sni_sends_no_server_name_and_expired_connections_are_replac
     }
     gw.shutdown().await;
 }
+
+/// Sends `request` as raw bytes and reads the whole response until the gateway closes.
+async fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut response))
+        .await
+        .expect("response within 20 s")
+        .unwrap();
+    response
+}
+
+#[tokio::test]
+async fn request_and_response_sizes_are_the_bytes_on_the_wire() {
+    let (port, mut rx) = listener().await;
+    let upstream = echo_server("coupon").await;
+    let gw = gateway(&yaml(upstream.addr, port, false), &[]).await;
+    let addr = gw.proxy[0];
+    let cases = [
+        // Upstream answer with content-length.
+        format!("GET /coupon/apply?code=SAVE10 HTTP/1.1\r\nhost: {addr}\r\nuser-agent: raw/1\r\nconnection: close\r\n\r\n"),
+        // A request body.
+        format!("POST /coupon/apply HTTP/1.1\r\nhost: {addr}\r\ncontent-type: text/plain\r\ncontent-length: 11\r\nconnection: close\r\n\r\nhello world"),
+        // A chunked upstream answer (3 chunks).
+        format!("GET /coupon/stream/3 HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"),
+        // Kong's own 404.
+        format!("GET /nope HTTP/1.1\r\nhost: {addr}\r\naccept: application/json\r\nconnection: close\r\n\r\n"),
+    ];
+    for request in &cases {
+        let response = raw_exchange(addr, request).await;
+        let v: Value = serde_json::from_str(&next(&mut rx).await).unwrap();
+        let head = String::from_utf8_lossy(&response[..response.len().min(200)]).into_owned();
+        assert_eq!(
+            v["request"]["size"],
+            request.len(),
+            "request.size of {request:?}"
+        );
+        assert_eq!(
+            v["response"]["size"],
+            response.len(),
+            "response.size of {head:?}"
+        );
+    }
+    gw.shutdown().await;
+}

@@ -97,30 +97,72 @@ pub struct Prometheus {
     conf: PrometheusConfig,
 }
 
-/// Bytes of the request as received: request line, headers, body (by `content-length`).
+/// Bytes of the request as received (nginx `request_length`): request line, headers and
+/// body, measured when the request arrived (before plugins edit the headers).
 pub fn request_size(ctx: &RequestContext) -> u64 {
-    let line = ctx.method.len() + ctx.uri.len() + 12;
-    let headers: usize = ctx
+    ctx.request_size
+}
+
+/// Bytes sent to the client (nginx `bytes_sent`) as hyper writes an HTTP/1.1 response:
+/// status line with the canonical reason, the headers plus the `date`, `connection: close`,
+/// `content-length` or `transfer-encoding: chunked` lines hyper adds when absent, then the
+/// body with its chunk framing.
+pub fn response_size(ctx: &RequestContext) -> u64 {
+    let reason = http::StatusCode::from_u16(ctx.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or_default();
+    // "HTTP/1.1 200 OK\r\n"
+    let line = 13 + reason.len() + 2;
+    let h = &ctx.response_headers;
+    let mut headers: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if !h.contains_key(http::header::DATE) {
+        // "date: Wed, 05 Feb 2025 14:16:56 GMT\r\n"
+        headers += 37;
+    }
+    let client_closes = ctx
         .request_headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    let body = ctx
-        .request_headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .unwrap_or(0);
+        .get(http::header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+    if client_closes && !h.contains_key(http::header::CONNECTION) {
+        // hyper answers a closing client with "connection: close\r\n".
+        headers += 19;
+    }
+    let mut body = ctx.response_body_bytes;
+    let chunked = if h.contains_key(http::header::TRANSFER_ENCODING) {
+        true
+    } else if h.contains_key(http::header::CONTENT_LENGTH) || matches!(ctx.status, 204 | 304) {
+        false
+    } else if ctx.source == "kong" {
+        // A generated body has a known length: "content-length: N\r\n".
+        headers += 18 + ctx.response_body_bytes.to_string().len();
+        false
+    } else {
+        // "transfer-encoding: chunked\r\n"
+        headers += 28;
+        true
+    };
+    if chunked {
+        // Each chunk's size line and trailing CRLF, then the last chunk "0\r\n\r\n".
+        body += ctx.response_chunk_framing + 5;
+    }
     (line + headers + 2) as u64 + body
 }
 
-/// Bytes sent to the client: status line, headers, body.
-pub fn response_size(ctx: &RequestContext) -> u64 {
-    let headers: usize = ctx
-        .response_headers
+/// The bytes of a request's line and headers on the wire (`GET /uri HTTP/1.1\r\n`,
+/// `name: value\r\n` each, the blank line) plus its `content-length`.
+pub fn request_head_size(method: &str, uri: &str, headers: &http::HeaderMap) -> u64 {
+    let line = method.len() + 1 + uri.len() + 11;
+    let fields: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
-    (17 + headers + 2) as u64 + ctx.response_body_bytes
+    let body = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    (line + fields + 2) as u64 + body
 }
 
 impl Plugin for Prometheus {
