@@ -550,3 +550,64 @@ async fn dns_spans_follow_the_instrumentation_and_failures_are_errors() {
     ));
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn each_tracing_instrumentation_emits_its_spans() {
+    let (sink_addr, mut rx) = sink(0).await;
+    let upstream = echo_server("coupon").await;
+    let url = format!("http://localhost:{}", upstream.addr.port());
+    // The implemented plugins have no rewrite handler, the gateway is DB-less and no plugin
+    // makes HTTP calls while handling a request: plugin_rewrite, db_query and http_client add
+    // no span here, as in Kong with the same plugins.
+    let cases: &[(&str, &[&str])] = &[
+        ("request", &["kong"]),
+        ("router", &["kong", "kong.router"]),
+        ("plugin_rewrite", &["kong"]),
+        (
+            "plugin_access",
+            &["kong", "kong.access.plugin.opentelemetry"],
+        ),
+        (
+            "plugin_header_filter",
+            &["kong", "kong.header_filter.plugin.opentelemetry"],
+        ),
+        ("dns_query", &["kong", "kong.dns"]),
+        ("balancer", &["kong", "kong.balancer"]),
+        ("db_query", &["kong"]),
+        ("http_client", &["kong"]),
+        (
+            "all",
+            &[
+                "kong",
+                "kong.router",
+                "kong.access.plugin.opentelemetry",
+                "kong.dns",
+                "kong.header_filter.plugin.opentelemetry",
+                "kong.balancer",
+            ],
+        ),
+    ];
+    for (value, expected) in cases {
+        let env = [
+            ("KONG_TRACING_INSTRUMENTATIONS", *value),
+            ("KONG_TRACING_SAMPLING_RATE", "1.0"),
+        ];
+        let gw = gateway(&host_config(sink_addr, &url), &env).await;
+        let reply = get(&format!("http://{}/coupon/x", gw.proxy[0]), &[]).await;
+        assert_eq!(reply.status, 200);
+        let export = next(&mut rx).await;
+        let names: Vec<&str> = spans(&export).iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, *expected, "tracing_instrumentations = {value}");
+        // The upstream gets the balancer span id only with balancer instrumentation.
+        let traceparent = reply.upstream_header("traceparent").unwrap();
+        let injected = traceparent.split('-').nth(2).unwrap().to_owned();
+        let carrier = if expected.contains(&"kong.balancer") {
+            "kong.balancer"
+        } else {
+            "kong"
+        };
+        let span = spans(&export).iter().find(|s| s.name == carrier).unwrap();
+        assert_eq!(injected, hex(&span.span_id), "{value}");
+        gw.shutdown().await;
+    }
+}
