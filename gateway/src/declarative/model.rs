@@ -41,6 +41,15 @@ pub struct Service {
     pub enabled: bool,
     /// Verify the upstream certificate (not supported: a warning is logged).
     pub tls_verify: Option<bool>,
+    /// Tags (decK `select_tags` included).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Unix seconds of creation.
+    #[serde(default)]
+    pub created_at: Option<i64>,
+    /// Unix seconds of the last update.
+    #[serde(default)]
+    pub updated_at: Option<i64>,
 }
 
 /// A route (Kong/kong:kong/db/schema/entities/routes.lua).
@@ -74,6 +83,21 @@ pub struct Route {
     pub https_redirect_status_code: u16,
     /// The service.
     pub service: Option<ForeignKey>,
+    /// Buffer the request body before proxying.
+    #[serde(default)]
+    pub request_buffering: Option<bool>,
+    /// Buffer the response body before sending it.
+    #[serde(default)]
+    pub response_buffering: Option<bool>,
+    /// Tags (decK `select_tags` included).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Unix seconds of creation.
+    #[serde(default)]
+    pub created_at: Option<i64>,
+    /// Unix seconds of the last update.
+    #[serde(default)]
+    pub updated_at: Option<i64>,
 }
 
 /// A plugin instance.

@@ -611,3 +611,139 @@ async fn each_tracing_instrumentation_emits_its_spans() {
         gw.shutdown().await;
     }
 }
+
+/// The seed's two files (services/routes and all three plugins), unchanged except for the
+/// host names and ports, which point at local servers: the request yields Kong's six spans,
+/// the tcp-log line with the flattened trace id, and the prometheus series.
+#[tokio::test]
+async fn seed_files_export_kongs_spans_tcp_log_line_and_metrics() {
+    use tokio::io::AsyncBufReadExt;
+
+    let (sink_addr, mut rx) = sink(0).await;
+    let upstream = echo_server("coupon").await;
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    let (line_tx, mut lines) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = tcp.accept().await {
+            let tx = line_tx.clone();
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(stream).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    tx.send(line).ok();
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let services = include_str!("../fixtures/seeds/000-kong-services-routes.yaml")
+        .replace("coupon.default", "localhost")
+        .replace("port: 8080", &format!("port: {}", upstream.addr.port()));
+    let collector = "collector-kong-collector.opentelemetry-operator-system.svc.cluster.local";
+    let plugins = include_str!("../fixtures/seeds/000-kong-plugins-all.yaml")
+        .replace(&format!("{collector}:4318"), &sink_addr.to_string())
+        .replace(collector, "127.0.0.1")
+        .replace("54525", &tcp_port.to_string());
+    let files = [
+        dir.path().join("kong-services-routes.yaml"),
+        dir.path().join("kong-plugins.yaml"),
+    ];
+    std::fs::write(&files[0], services).unwrap();
+    std::fs::write(&files[1], plugins).unwrap();
+    let config = otelpipe_gateway::declarative::load_files(&files).unwrap();
+    let mut vars: Vec<(String, String)> = [
+        ("KONG_PROXY_LISTEN", "127.0.0.1:0"),
+        ("KONG_ADMIN_LISTEN", "127.0.0.1:0"),
+        ("KONG_STATUS_LISTEN", "127.0.0.1:0"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    vars.extend(
+        TRACING_ALL
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let conf = otelpipe_gateway::conf::KongConf::load(None, vars).unwrap();
+    let gw = otelpipe_gateway::server::Gateway::start(conf, config)
+        .await
+        .unwrap();
+
+    let reply = get(
+        &format!("http://{}/coupon/apply?code=SAVE10", gw.proxy[0]),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let traceparent = reply.upstream_header("traceparent").unwrap();
+    let trace_id = traceparent.split('-').nth(1).unwrap().to_owned();
+
+    let export = next(&mut rx).await;
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/otel-spans-proxied-request.json")).unwrap();
+    let kong_spans = fixture["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap();
+    let ours = spans(&export);
+    assert_eq!(ours.len(), kong_spans.len());
+    for (span, kong) in ours.iter().zip(kong_spans) {
+        assert_eq!(span.name, kong["name"].as_str().unwrap());
+        assert_eq!(
+            i64::from(span.kind),
+            kong["kind"].as_i64().unwrap(),
+            "{}",
+            span.name
+        );
+        assert_eq!(hex(&span.trace_id), trace_id);
+        let keys: Vec<&str> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        let kong_keys: Vec<&str> = kong["attributes"]
+            .as_array()
+            .map(|a| a.iter().map(|kv| kv["key"].as_str().unwrap()).collect())
+            .unwrap_or_default();
+        assert_eq!(keys, kong_keys, "{}", span.name);
+    }
+    let resource = export.request.resource_spans[0].resource.as_ref().unwrap();
+    assert_eq!(
+        attr(&resource.attributes, "service.name"),
+        Some(&Any::StringValue("kong-otel".into()))
+    );
+
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
+        .await
+        .expect("a tcp-log line within 20 s")
+        .unwrap();
+    let logged: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(logged["trace_id"], trace_id.as_str());
+    assert_eq!(logged["service"]["host"], "localhost");
+    // The stored entities as Kong serializes them: same keys, same (name-derived) ids.
+    let kong_line: serde_json::Value = serde_json::from_str(
+        include_str!("../fixtures/tcp-log-wire-proxied.ndjson")
+            .lines()
+            .nth(1)
+            .unwrap(),
+    )
+    .unwrap();
+    for entity in ["route", "service"] {
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&logged[entity]), keys(&kong_line[entity]), "{entity}");
+        for same in ["id", "name", "tags", "ws_id"] {
+            assert_eq!(
+                logged[entity][same], kong_line[entity][same],
+                "{entity}.{same}"
+            );
+        }
+    }
+
+    let metrics = get(&format!("http://{}/metrics", gw.status[0]), &[])
+        .await
+        .text();
+    assert!(
+        metrics.contains("kong_http_requests_total{service=\"ecommerce_coupon_service\",route=\"ecommerce_coupon_route\",code=\"200\",source=\"service\",workspace=\"default\",consumer=\"\"} 1\n"),
+        "{metrics}"
+    );
+    gw.shutdown().await;
+}

@@ -92,10 +92,15 @@ fn route(ctx: &RequestContext) -> Option<Value> {
         "https_redirect_status_code".into(),
         r.https_redirect_status_code.into(),
     );
+    insert_some(&mut m, "request_buffering", r.request_buffering);
+    insert_some(&mut m, "response_buffering", r.response_buffering);
     if let Some(s) = &r.service {
         m.insert("service".into(), json!({"id": s.id}));
     }
+    insert_some(&mut m, "tags", r.tags.clone());
     m.insert("ws_id".into(), DEFAULT_WORKSPACE_ID.into());
+    insert_some(&mut m, "created_at", r.created_at);
+    insert_some(&mut m, "updated_at", r.updated_at);
     Some(Value::Object(m))
 }
 
@@ -113,7 +118,10 @@ fn service(ctx: &RequestContext) -> Option<Value> {
     m.insert("read_timeout".into(), s.read_timeout.into());
     m.insert("write_timeout".into(), s.write_timeout.into());
     m.insert("enabled".into(), s.enabled.into());
+    insert_some(&mut m, "tags", s.tags.clone());
     m.insert("ws_id".into(), DEFAULT_WORKSPACE_ID.into());
+    insert_some(&mut m, "created_at", s.created_at);
+    insert_some(&mut m, "updated_at", s.updated_at);
     Some(Value::Object(m))
 }
 
