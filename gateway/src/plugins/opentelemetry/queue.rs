@@ -114,14 +114,10 @@ impl<S: Sender> Queue<S> {
             // does not log per entry.
             if total == dropped || total.is_power_of_two() {
                 let what = match full {
-                    Full::DropOldest => "old",
-                    Full::DropNew => "new",
+                    Full::DropOldest => "dropping old entries until processing is successful again",
+                    Full::DropNew => "dropping new entries",
                 };
-                tracing::error!(
-                    dropped = total,
-                    "queue {}: queue full, dropping {what} entries",
-                    self.name
-                );
+                tracing::error!(dropped = total, "queue {}: queue full, {what}", self.name);
             }
         }
         if len * 5 >= capacity * 4 {

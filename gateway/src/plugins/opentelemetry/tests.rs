@@ -341,6 +341,18 @@ mod queue_semantics {
     }
 
     #[tokio::test]
+    async fn full_queues_evict_old_spans_but_refuse_new_log_records() {
+        // The sender task runs only once the test awaits, so both pushes meet a full queue.
+        let (spans, mut sent) = queue(2, 0);
+        spans.push_all(vec![1, 2, 3, 4, 5]);
+        assert_eq!(sent.recv().await.unwrap(), Bytes::from(vec![4, 5]));
+        let (logs, mut sent) = queue(2, 0);
+        logs.push_while_room(vec![1, 2, 3, 4, 5]);
+        assert_eq!(logs.dropped(), 3);
+        assert_eq!(sent.recv().await.unwrap(), Bytes::from(vec![1, 2]));
+    }
+
+    #[tokio::test]
     async fn batches_are_bounded_and_a_failed_batch_is_retried_unchanged() {
         let (q, mut rx) = queue(100, 2);
         q.push_all(vec![1, 2, 3, 4]);
