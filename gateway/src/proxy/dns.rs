@@ -2,7 +2,7 @@
 //! system resolver per request. Reads are lock-free (an `ArcSwap` of the table); a miss
 //! resolves and publishes a new table.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,6 +27,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct DnsCache {
     table: ArcSwap<HashMap<String, Arc<Entry>>>,
+    /// Names whose last resolution failed (prometheus `dns_error`); touched only on misses.
+    failed: ArcSwap<HashSet<String>>,
 }
 
 impl DnsCache {
@@ -34,6 +36,30 @@ impl DnsCache {
     /// never resolves.
     pub fn cached(&self, host: &str) -> Option<Vec<IpAddr>> {
         self.table.load().get(host).map(|e| e.addrs.clone())
+    }
+
+    /// Whether the last resolution of `host` failed.
+    pub fn failed(&self, host: &str) -> bool {
+        self.failed.load().contains(host)
+    }
+
+    fn mark_failed(&self, host: &str, failed: bool) {
+        if self.failed.load().contains(host) == failed {
+            return;
+        }
+        self.failed.rcu(|set| {
+            let mut next = if set.len() >= MAX_ENTRIES {
+                HashSet::new()
+            } else {
+                HashSet::clone(set)
+            };
+            if failed {
+                next.insert(host.to_owned());
+            } else {
+                next.remove(host);
+            }
+            next
+        });
     }
 
     /// The address to connect to for `host:port`; IP literals are used as they are.
@@ -48,16 +74,21 @@ impl DnsCache {
                 return Ok(SocketAddr::new(entry.addrs[i], port));
             }
         }
-        let addrs: Vec<IpAddr> = tokio::net::lookup_host((host, port))
-            .await?
-            .map(|a| a.ip())
-            .collect();
+        let addrs: Vec<IpAddr> = match tokio::net::lookup_host((host, port)).await {
+            Ok(found) => found.map(|a| a.ip()).collect(),
+            Err(e) => {
+                self.mark_failed(host, true);
+                return Err(e);
+            }
+        };
         let Some(first) = addrs.first().copied() else {
+            self.mark_failed(host, true);
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "no address",
             ));
         };
+        self.mark_failed(host, false);
         let entry = Arc::new(Entry {
             addrs,
             expires: Instant::now() + TTL,
@@ -90,6 +121,8 @@ mod tests {
         let local = cache.resolve("localhost", 82).await.unwrap();
         assert!(local.ip().is_loopback());
         assert_eq!(cache.table.load().len(), 1);
+        assert!(!cache.failed("localhost"));
         assert!(cache.resolve("no-such-host.invalid", 1).await.is_err());
+        assert!(cache.failed("no-such-host.invalid"));
     }
 }

@@ -164,7 +164,15 @@ upstreams:
   - target: localhost:{port}
   - target: 127.0.0.2:{port}
     weight: 0
+- name: broken
+  targets:
+  - target: no-such-host.invalid:80
 services:
+- name: broken_svc
+  host: broken
+  routes:
+  - name: b
+    paths: [/broken]
 - name: svc
   host: pool
   routes:
@@ -181,20 +189,22 @@ plugins:
     let metrics = format!("http://{}/metrics", gw.status[0]);
     let before = get(&metrics, &[]).await.text();
     let states = ["dns_error", "healthchecks_off", "healthy", "unhealthy"];
-    let series = |address: &str, target: &str| -> Vec<String> {
+    let series = |upstream: &str, address: &str, target: &str| -> Vec<String> {
         states
             .iter()
             .map(|s| {
                 let v = u8::from(*s == "healthchecks_off");
-                format!("kong_upstream_target_health{{upstream=\"pool\",target=\"{target}\",address=\"{address}\",state=\"{s}\",subsystem=\"http\"}} {v}")
+                format!("kong_upstream_target_health{{upstream=\"{upstream}\",target=\"{target}\",address=\"{address}\",state=\"{s}\",subsystem=\"http\"}} {v}")
             })
             .collect()
     };
     let ip_target = format!("127.0.0.1:{port}");
     let name_target = format!("localhost:{port}");
     // Before any request the host name is unresolved: the target stands as its address.
-    let mut expected = series(&ip_target, &ip_target);
-    expected.extend(series(&name_target, &name_target));
+    let broken = "no-such-host.invalid:80";
+    let mut expected = series("pool", &ip_target, &ip_target);
+    expected.extend(series("pool", &name_target, &name_target));
+    expected.extend(series("broken", broken, broken));
     expected.sort();
     assert_eq!(health_lines(&before), expected, "{before}");
     assert!(before.contains(
@@ -209,7 +219,24 @@ plugins:
             200
         );
     }
+    assert!(get(&format!("http://{}/broken/x", gw.proxy[0]), &[])
+        .await
+        .status
+        .is_server_error());
     let after = get(&metrics, &[]).await.text();
+    let dns_error: Vec<&str> = health_lines(&after)
+        .into_iter()
+        .filter(|l| l.contains("upstream=\"broken\""))
+        .collect();
+    let mut expected_broken: Vec<String> = states
+        .iter()
+        .map(|s| {
+            let v = u8::from(*s == "dns_error");
+            format!("kong_upstream_target_health{{upstream=\"broken\",target=\"{broken}\",address=\"\",state=\"{s}\",subsystem=\"http\"}} {v}")
+        })
+        .collect();
+    expected_broken.sort();
+    assert_eq!(dns_error, expected_broken, "{after}");
     let lines = health_lines(&after);
     assert!(
         lines

@@ -86,17 +86,23 @@ pub fn lines(shared: &Shared) -> Vec<(String, String)> {
             let host = host.trim_matches(['[', ']']);
             // A host name reports the addresses it resolved to; until a request has resolved
             // it, the target itself stands as the address.
-            let addresses: Vec<String> = match host.parse::<IpAddr>() {
-                Ok(ip) => vec![address(ip, port)],
+            // A name whose last resolution failed reports one `dns_error` series without an
+            // address.
+            let addresses: Vec<(String, Option<TargetHealth>)> = match host.parse::<IpAddr>() {
+                Ok(ip) => vec![(address(ip, port), None)],
+                Err(_) if shared.dns.failed(host) => {
+                    vec![(String::new(), Some(TargetHealth::DnsError))]
+                }
                 Err(_) => match shared.dns.cached(host) {
-                    Some(ips) if !ips.is_empty() => {
-                        ips.into_iter().map(|ip| address(ip, port)).collect()
-                    }
-                    _ => vec![target.target.clone()],
+                    Some(ips) if !ips.is_empty() => ips
+                        .into_iter()
+                        .map(|ip| (address(ip, port), None))
+                        .collect(),
+                    _ => vec![(target.target.clone(), None)],
                 },
             };
-            for addr in addresses {
-                let current = target_health(upstream, target, &addr);
+            for (addr, forced) in addresses {
+                let current = forced.unwrap_or_else(|| target_health(upstream, target, &addr));
                 for state in STATES {
                     let text = format!(
                         "kong_upstream_target_health{{upstream=\"{}\",target=\"{}\",address=\"{}\",state=\"{}\",subsystem=\"http\"}} {}",
