@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
@@ -30,6 +30,9 @@ static ENABLED: AtomicUsize = AtomicUsize::new(0);
 
 /// Records logged outside any request.
 static WORKER: Mutex<Vec<Record>> = Mutex::new(Vec::new());
+
+/// Whether [`WORKER`] may hold records, so requests skip its lock when it is empty.
+static WORKER_PENDING: AtomicBool = AtomicBool::new(false);
 
 tokio::task_local! {
     static REQUEST: Arc<RequestLogs>;
@@ -187,6 +190,9 @@ pub fn sync_scope<R>(logs: Option<&Arc<RequestLogs>>, f: impl FnOnce() -> R) -> 
 
 /// Takes the worker records captured since the last call.
 pub fn take_worker() -> Vec<Record> {
+    if !WORKER_PENDING.swap(false, Ordering::Acquire) {
+        return Vec::new();
+    }
     WORKER
         .lock()
         .map(|mut r| std::mem::take(&mut *r))
@@ -253,6 +259,7 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
         let in_request = REQUEST.try_with(|logs| push(&logs.records, record.clone()));
         if in_request.is_err() {
             push(&WORKER, record);
+            WORKER_PENDING.store(true, Ordering::Release);
         }
     }
 }
