@@ -35,7 +35,7 @@ const KINDS: [&str; 5] = [
     "extensions",
 ];
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -204,7 +204,7 @@ fn kubernetes_collectors_are_the_seed_resources_on_the_otelpipe_image() {
 }
 
 /// The gateway binary `cargo build --workspace` puts next to the collector's.
-fn gateway_binary() -> PathBuf {
+pub(crate) fn gateway_binary() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_otelpipe")).with_file_name("otelpipe-gateway");
     assert!(
         path.exists(),
@@ -374,7 +374,7 @@ fn slo_rules_pass_promtool_checks_and_unit_tests() {
 }
 
 /// A child process, killed on drop.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -390,7 +390,7 @@ impl Drop for Running {
 }
 
 /// Waits (at most 30 s) until `port` on 127.0.0.1 accepts connections.
-fn wait_listening(child: &mut Running, port: u16) {
+pub(crate) fn wait_listening(child: &mut Running, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -403,7 +403,7 @@ fn wait_listening(child: &mut Running, port: u16) {
 }
 
 /// A running otelpipe-gateway.
-struct Gateway;
+pub(crate) struct Gateway;
 
 impl Gateway {
     fn start(config: &Path, admin: u16) -> Running {
@@ -414,7 +414,7 @@ impl Gateway {
         Self::start_with(&[config], proxy, admin, free_port())
     }
 
-    fn start_with(configs: &[&Path], proxy: u16, admin: u16, status: u16) -> Running {
+    pub(crate) fn start_with(configs: &[&Path], proxy: u16, admin: u16, status: u16) -> Running {
         let mut cmd = Command::new(gateway_binary());
         for config in configs {
             cmd.arg("--config").arg(config);
@@ -688,7 +688,7 @@ fn kong_spans(ok: usize, failed: usize) -> String {
     .to_string()
 }
 
-fn curl(args: &[&str]) -> String {
+pub(crate) fn curl(args: &[&str]) -> String {
     let out = Command::new("curl")
         .args(["-sS", "--fail", "--max-time", "10"])
         .args(args)
