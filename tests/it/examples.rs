@@ -406,10 +406,6 @@ pub(crate) fn wait_listening(child: &mut Running, port: u16) {
 pub(crate) struct Gateway;
 
 impl Gateway {
-    fn start(config: &Path, admin: u16) -> Running {
-        Self::start_proxying(config, free_port(), admin)
-    }
-
     fn start_proxying(config: &Path, proxy: u16, admin: u16) -> Running {
         Self::start_with(&[config], proxy, admin, free_port())
     }
@@ -437,17 +433,40 @@ impl Gateway {
     }
 }
 
+/// Seed 001, method 2: the guide's Admin API curl (create-plugin.sh) creates the global
+/// opentelemetry plugin on a running gateway, and the next requests' spans arrive at the
+/// configured endpoint with the guide's `X-Auth-Token` header and service name.
 #[test]
 fn arms_script_creates_the_plugin_through_the_admin_api() {
     let dir = root().join("examples/kong-arms");
-    let admin = free_port();
-    let _gateway = Gateway::start(&dir.join("kong.yaml"), admin);
+    let arms = Sink::http();
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream_port = free_port();
+    let upstream = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1"])
+        .arg(upstream_port.to_string())
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let mut upstream = Running(upstream);
+    wait_listening(&mut upstream, upstream_port);
+    let deck = std::fs::read_to_string(dir.join("kong.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:7001", &format!("127.0.0.1:{upstream_port}"));
+    let deck_file = tmp.path().join("kong.yaml");
+    std::fs::write(&deck_file, deck).unwrap();
+    let (proxy, admin) = (free_port(), free_port());
+    let _gateway = Gateway::start_proxying(&deck_file, proxy, admin);
     let admin_url = format!("http://127.0.0.1:{admin}");
-    let endpoint = "http://tracing-analysis-dc-hk.aliyuncs.com/adapt_xxxxx/api/otlp/traces";
+    // The guide's endpoint shape (…/adapt_<token>/api/otlp/traces), on the ARMS stand-in.
+    let endpoint = format!("http://{}/adapt_xxxxx/api/otlp/traces", arms.addr);
     let out = Command::new("sh")
         .arg(dir.join("create-plugin.sh"))
         .env("KONG_ADMIN_URL", &admin_url)
-        .env("HTTP_ENDPOINT", endpoint)
+        .env("HTTP_ENDPOINT", &endpoint)
         .env("SERVICE_NAME", "kong-gateway-prod")
         .stdin(Stdio::null())
         .output()
@@ -470,12 +489,55 @@ fn arms_script_creates_the_plugin_through_the_admin_api() {
     let plugins = listed["data"].as_array().unwrap();
     assert_eq!(plugins.len(), 1);
     let config = &plugins[0]["config"];
-    assert_eq!(config["traces_endpoint"], endpoint);
+    assert_eq!(config["traces_endpoint"], endpoint.as_str());
     assert_eq!(config["headers"]["X-Auth-Token"], "secret-token");
     assert_eq!(
         config["resource_attributes"]["service.name"],
         "kong-gateway-prod"
     );
+
+    // The plugin works at once: the next requests' traces reach the endpoint.
+    const REQUESTS: usize = 3;
+    for _ in 0..REQUESTS {
+        curl(&[&format!("http://127.0.0.1:{proxy}/hello")]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let roots = loop {
+        let received = arms.received();
+        let mut roots = 0;
+        for r in &received {
+            assert_eq!(r.path, "/adapt_xxxxx/api/otlp/traces");
+            assert_eq!(
+                r.headers.get("x-auth-token").map(String::as_str),
+                Some("secret-token")
+            );
+            let otelpipe::pipeline::Batch::Traces(resources) = &r.batch else {
+                panic!("not traces: {r:?}");
+            };
+            for rs in resources {
+                let attrs = rs.resource.as_ref().map(|r| r.attributes.as_slice());
+                assert_eq!(
+                    string_attr(attrs.unwrap_or_default(), "service.name"),
+                    Some("kong-gateway-prod")
+                );
+                roots += rs
+                    .scope_spans
+                    .iter()
+                    .flat_map(|ss| &ss.spans)
+                    .filter(|s| s.name == "kong")
+                    .count();
+            }
+        }
+        if roots >= REQUESTS {
+            break roots;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{roots} of {REQUESTS} kong spans within 60s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(roots, REQUESTS);
 }
 
 /// `docker compose config` when the command exists; otherwise the structure it would check.
