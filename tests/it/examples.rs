@@ -1032,7 +1032,7 @@ fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
 #[test]
 fn dynatrace_seed_runs_end_to_end() {
     const REQUESTS: usize = 5;
-    let dynatrace = Sink::http();
+    let dynatrace = Sink::dynatrace("dt0c01.e2e");
     let tmp = tempfile::tempdir().unwrap();
     let (grpc, http, tcplog, exporter, own, health) = (
         free_port(),
@@ -1212,6 +1212,9 @@ fn dynatrace_seed_runs_end_to_end() {
         {
             assert_eq!(trace_ids.len(), 2 * REQUESTS);
             assert_eq!(log_trace_ids.len(), 2 * REQUESTS);
+            // Nothing the collector sent broke Dynatrace's contract.
+            assert_eq!(dynatrace.refusals(), Vec::<String>::new());
+            assert!(dynatrace.received().iter().all(|r| r.status == 200));
             break;
         }
         assert!(
@@ -1221,4 +1224,158 @@ fn dynatrace_seed_runs_end_to_end() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// POSTs `body` (a file) with `headers` and returns the status and the answer's body.
+fn post(url: &str, headers: &[&str], body: &Path) -> (u16, Vec<u8>) {
+    let mut args = vec!["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    let data = format!("@{}", body.display());
+    args.extend(["--data-binary", &data, url]);
+    let out = Command::new("curl")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let split = out.stdout.iter().rposition(|b| *b == b'\n').unwrap();
+    let code = std::str::from_utf8(&out.stdout[split + 1..]).unwrap();
+    (code.parse().unwrap(), out.stdout[..split].to_vec())
+}
+
+/// The Dynatrace stand-in of the seed 000 test answers as Dynatrace documents: 401 without
+/// the Api-Token, 415 for anything but protobuf, 400 for a body that does not decode, 413
+/// over the size limit, rejected data points for cumulative sums, 429 when throttling.
+#[test]
+fn dynatrace_stand_in_enforces_the_documented_contract() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+
+    let dynatrace = Sink::dynatrace("dt0c01.contract");
+    let tmp = tempfile::tempdir().unwrap();
+    let base = format!("http://{}/api/v2/otlp/v1", dynatrace.addr);
+    let auth = "Authorization: Api-Token dt0c01.contract";
+    let proto = "Content-Type: application/x-protobuf";
+    let file = |name: &str, bytes: &[u8]| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let sum = |temporality: i32| {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "kong_http_requests_total".into(),
+                        data: Some(metric::Data::Sum(Sum {
+                            data_points: vec![NumberDataPoint {
+                                value: Some(number_data_point::Value::AsDouble(5.0)),
+                                ..NumberDataPoint::default()
+                            }],
+                            aggregation_temporality: temporality,
+                            is_monotonic: true,
+                        })),
+                        ..Metric::default()
+                    }],
+                    ..ScopeMetrics::default()
+                }],
+                ..ResourceMetrics::default()
+            }],
+        }
+        .encode_to_vec()
+    };
+    let delta = file("delta.pb", &sum(1));
+    let cumulative = file("cumulative.pb", &sum(2));
+    let metrics = format!("{base}/metrics");
+
+    assert_eq!(post(&metrics, &[proto], &delta).0, 401);
+    assert_eq!(
+        post(&metrics, &["Authorization: Api-Token wrong", proto], &delta).0,
+        401
+    );
+    assert_eq!(
+        post(&metrics, &[auth, "Content-Type: application/json"], &delta).0,
+        415
+    );
+    let garbage = file("garbage.pb", b"not protobuf");
+    assert_eq!(post(&metrics, &[auth, proto], &garbage).0, 400);
+    let huge = file("huge.pb", &vec![0u8; (4 << 20) + 1]);
+    assert_eq!(post(&metrics, &[auth, proto], &huge).0, 413);
+    // Traces may be twice as large: a 5 MB span is taken.
+    let span = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![1; 16],
+                    span_id: vec![2; 8],
+                    name: "x".repeat(5 << 20),
+                    ..Span::default()
+                }],
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let large = file("large.pb", &span.encode_to_vec());
+    let traces = format!("{base}/traces");
+    assert_eq!(post(&traces, &[auth, proto], &large).0, 200);
+    assert_eq!(post(&traces, &[auth, proto], &huge).0, 400);
+    let too_large = file("too-large.pb", &vec![0u8; (8 << 20) + 1]);
+    assert_eq!(post(&traces, &[auth, proto], &too_large).0, 413);
+
+    let (status, body) = post(&metrics, &[auth, proto], &delta);
+    assert_eq!(status, 200);
+    let answer = ExportMetricsServiceResponse::decode(body.as_slice()).unwrap();
+    assert_eq!(answer.partial_success, None);
+    let (status, body) = post(&metrics, &[auth, proto], &cumulative);
+    assert_eq!(status, 200);
+    let partial = ExportMetricsServiceResponse::decode(body.as_slice())
+        .unwrap()
+        .partial_success
+        .expect("partial success");
+    assert_eq!(partial.rejected_data_points, 1);
+    assert_eq!(
+        partial.error_message,
+        "UNSUPPORTED_METRIC_TYPE_MONOTONIC_CUMULATIVE_SUM"
+    );
+
+    dynatrace.script(vec![crate::support::sink::Answer {
+        status: 429,
+        headers: vec![("retry-after", "1".to_owned())],
+    }]);
+    assert_eq!(post(&metrics, &[auth, proto], &delta).0, 429);
+    assert_eq!(post(&metrics, &[auth, proto], &delta).0, 200);
+    // Each refusal was recorded with its reason; the scripted 429 is not one.
+    let refusals = dynatrace.refusals();
+    let codes: Vec<&str> = refusals
+        .iter()
+        .map(|r| r.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "401",
+            "401",
+            "415",
+            "400",
+            "413",
+            "400",
+            "413",
+            "1 data points"
+        ],
+        "{refusals:?}"
+    );
 }
