@@ -566,7 +566,14 @@ fn compose_file_is_consistent() {
     let doc = documents(&file).remove(0);
     let services = doc["services"].as_mapping().expect("services");
     let names: Vec<&str> = services.keys().filter_map(Value::as_str).collect();
-    for expected in ["collector", "gateway", "jaeger", "prometheus"] {
+    for expected in [
+        "collector",
+        "gateway",
+        "jaeger",
+        "prometheus",
+        "shop",
+        "traffic",
+    ] {
         assert!(names.contains(&expected), "{names:?}");
     }
     for (name, service) in services {
@@ -656,6 +663,27 @@ fn compose_file_is_consistent() {
         otel["config"]["traces_endpoint"],
         "http://collector:4318/v1/traces"
     );
+    // Every upstream is a compose service; the shop listens where the gateway sends.
+    let shop_args = args("shop");
+    for service in parsed["services"].as_array().unwrap() {
+        let host = service["host"].as_str().unwrap();
+        assert!(
+            services.contains_key(host),
+            "upstream {host} is not a service"
+        );
+        if host == "shop" {
+            let listen = format!("=0.0.0.0:{}", service["port"]);
+            assert!(
+                shop_args.iter().any(|a| a.ends_with(&listen)),
+                "{shop_args:?} {listen}"
+            );
+        }
+    }
+    assert!(shop_args.contains(&"--otlp-endpoint=http://collector:4317".to_owned()));
+    assert_eq!(
+        args("traffic"),
+        ["--target=http://gateway:8000", "--rate=5"]
+    );
 
     // Prometheus loads the SLO rules and scrapes the gateway and the collector.
     let prometheus = mounted("prometheus", "--config.file=");
@@ -707,7 +735,8 @@ fn dockerfile_builds_both_binaries_into_a_non_root_image() {
         assert!(exposed.contains(&port), "{port}: {exposed:?}");
     }
     assert!(text.contains("ENTRYPOINT [\"otelpipe\"]"));
-    for binary in ["otelpipe", "otelpipe-gateway"] {
+    // The demo's binaries too: docker-compose.yml runs them from the same image.
+    for binary in ["otelpipe", "otelpipe-gateway", "demo-shop", "demo-traffic"] {
         assert!(
             text.contains(&format!("/out/{binary} ")) || text.contains(&format!("/out/{binary}\n")),
             "{binary}"
