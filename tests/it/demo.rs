@@ -111,6 +111,7 @@ fn demo_script_shows_the_shop_inside_kongs_traces() {
         .args(["--no-build", "--duration", "3s", "--rate", "20"])
         .args(["--error-rate", "orders=0.25", "--latency", "2ms"])
         .env("DEMO_BIN_DIR", &bin_dir)
+        .env("DEMO_SPANMETRICS_FLUSH", "500ms")
         .env("DEMO_OUT", &out);
     for var in [
         "PROXY",
@@ -278,12 +279,24 @@ fn samples(
     out
 }
 
-/// Waits (at most 60 s) until `check` holds for the text at `url`; returns that text.
+/// The body at `url`, or None when it does not answer 2xx (yet).
+fn try_get(url: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "10", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Waits (at most 60 s) until `url` answers and `check` holds for its text; returns the text.
 fn wait_for_text(url: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let text = curl(&[url]);
-        if check(&text) {
+        let text = try_get(url).unwrap_or_default();
+        if !text.is_empty() && check(&text) {
             return text;
         }
         assert!(Instant::now() < deadline, "{what} within 60s:\n{text}");
@@ -487,6 +500,12 @@ fn span_metrics_and_slo_rules_count_the_demo_traffic() {
         });
     let mut prometheus = Running(prometheus);
     wait_listening(&mut prometheus, prom_port);
+    // Queries answer 503 until the TSDB is open.
+    wait_for_text(
+        &format!("http://127.0.0.1:{prom_port}/-/ready"),
+        "Prometheus ready",
+        |_| true,
+    );
     let scraped = |total: f64| {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
