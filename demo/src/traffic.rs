@@ -154,3 +154,89 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A server on 127.0.0.1:0 answering every third request 503; returns its URL.
+    async fn server() -> String {
+        let seen = Arc::new(AtomicU64::new(0));
+        let app = axum::Router::new().fallback(move || {
+            let seen = Arc::clone(&seen);
+            async move {
+                if seen.fetch_add(1, Ordering::Relaxed) % 3 == 2 {
+                    http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    http::StatusCode::OK
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn plan(target: String, mix: &str) -> Plan {
+        Plan {
+            target,
+            rate: 0.0,
+            duration: None,
+            requests: Some(12),
+            concurrency: 1,
+            mix: Mix::parse(mix).unwrap(),
+            items: 0,
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_every_answer_per_route_and_status() {
+        let target = server().await;
+        let report = run(plan(target, "/a=2,/b"), std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(report.sent(), 12);
+        // The mix sends /a, /b, /a in turn; the server fails every third request: the /a ones.
+        let a = &report.routes["/a"];
+        let b = &report.routes["/b"];
+        assert_eq!((a.get("200"), a.get("503")), (Some(&4), Some(&4)));
+        assert_eq!((b.get("200"), b.get("503")), (Some(&4), None));
+        assert_eq!(
+            report.to_json()["routes"]["/a"]["503"],
+            serde_json::json!(4)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_target_that_does_not_answer_is_counted_not_fatal() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let report = run(plan(target, "/x"), std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(report.routes["/x"][NO_ANSWER], 12);
+    }
+
+    #[tokio::test]
+    async fn stops_when_told() {
+        let target = server().await;
+        let mut plan = plan(target, "/a");
+        plan.requests = None;
+        let report = run(plan, async {}).await.unwrap();
+        assert_eq!(report.sent(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_negative_rate_is_refused() {
+        let mut plan = plan("http://127.0.0.1:1".into(), "/a");
+        plan.rate = -1.0;
+        assert!(matches!(
+            run(plan, std::future::pending()).await,
+            Err(TrafficError::Rate(_))
+        ));
+    }
+}
