@@ -22,6 +22,7 @@
 //! `demo-traffic` sends requests at a fixed rate for a duration (or a number of requests),
 //! over a weighted mix of routes, and prints what it got per route and status as JSON.
 
+pub mod client;
 pub mod failures;
 pub mod mix;
 pub mod shop;

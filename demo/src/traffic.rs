@@ -82,7 +82,7 @@ pub async fn run(mut plan: Plan, stop: impl Future<Output = ()>) -> Result<Repor
     if !(plan.rate >= 0.0 && plan.rate.is_finite()) {
         return Err(TrafficError::Rate(plan.rate));
     }
-    let client = reqwest::Client::builder().timeout(plan.timeout).build()?;
+    let client = crate::client::http_client(plan.timeout)?;
     let permits = Arc::new(Semaphore::new(plan.concurrency.max(1)));
     let mut ticker = (plan.rate > 0.0).then(|| {
         let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate));

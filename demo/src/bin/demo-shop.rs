@@ -89,9 +89,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let rates = ErrorRates::parse(&setting(cli.error_rate, "DEMO_ERROR_RATE", "0"), &SERVICES)
         .map_err(|e| e.to_string())?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
+    let client = otelpipe_demo::client::http_client(Duration::from_secs(10))
         .map_err(|e| format!("HTTP client: {e}"))?;
     let dependencies = Dependencies {
         client,
