@@ -1,4 +1,5 @@
-# One image with both binaries: the collector `otelpipe` and the gateway `otelpipe-gateway`.
+# One image with both binaries: the collector `otelpipe` and the gateway `otelpipe-gateway`
+# (and the demo's `demo-shop` and `demo-traffic`, for docker-compose.yml).
 #
 #   docker build -t otelpipe:0.1.0 .
 #   docker run --rm -p 4317:4317 -p 4318:4318 otelpipe:0.1.0                 # embedded default config
@@ -14,9 +15,10 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p otelpipe -p otelpipe-gateway --bins \
+    cargo build --release --locked -p otelpipe -p otelpipe-gateway -p otelpipe-demo --bins \
     && mkdir -p /out \
-    && cp target/release/otelpipe target/release/otelpipe-gateway /out/
+    && cp target/release/otelpipe target/release/otelpipe-gateway \
+       target/release/demo-shop target/release/demo-traffic /out/
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -26,7 +28,7 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid otelpipe --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin otelpipe \
     && install -d -o otelpipe -g otelpipe /var/lib/otelpipe
-COPY --from=build /out/otelpipe /out/otelpipe-gateway /usr/local/bin/
+COPY --from=build /out/otelpipe /out/otelpipe-gateway /out/demo-shop /out/demo-traffic /usr/local/bin/
 COPY config/ /etc/otelpipe/
 # Listeners of the shipped configs bind every interface inside the container.
 ENV OTELPIPE_LISTEN_HOST=0.0.0.0 \

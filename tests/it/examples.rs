@@ -35,7 +35,7 @@ const KINDS: [&str; 5] = [
     "extensions",
 ];
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -204,7 +204,7 @@ fn kubernetes_collectors_are_the_seed_resources_on_the_otelpipe_image() {
 }
 
 /// The gateway binary `cargo build --workspace` puts next to the collector's.
-fn gateway_binary() -> PathBuf {
+pub(crate) fn gateway_binary() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_otelpipe")).with_file_name("otelpipe-gateway");
     assert!(
         path.exists(),
@@ -374,7 +374,7 @@ fn slo_rules_pass_promtool_checks_and_unit_tests() {
 }
 
 /// A child process, killed on drop.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -390,7 +390,7 @@ impl Drop for Running {
 }
 
 /// Waits (at most 30 s) until `port` on 127.0.0.1 accepts connections.
-fn wait_listening(child: &mut Running, port: u16) {
+pub(crate) fn wait_listening(child: &mut Running, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -403,18 +403,14 @@ fn wait_listening(child: &mut Running, port: u16) {
 }
 
 /// A running otelpipe-gateway.
-struct Gateway;
+pub(crate) struct Gateway;
 
 impl Gateway {
-    fn start(config: &Path, admin: u16) -> Running {
-        Self::start_proxying(config, free_port(), admin)
-    }
-
     fn start_proxying(config: &Path, proxy: u16, admin: u16) -> Running {
         Self::start_with(&[config], proxy, admin, free_port())
     }
 
-    fn start_with(configs: &[&Path], proxy: u16, admin: u16, status: u16) -> Running {
+    pub(crate) fn start_with(configs: &[&Path], proxy: u16, admin: u16, status: u16) -> Running {
         let mut cmd = Command::new(gateway_binary());
         for config in configs {
             cmd.arg("--config").arg(config);
@@ -437,17 +433,40 @@ impl Gateway {
     }
 }
 
+/// Seed 001, method 2: the guide's Admin API curl (create-plugin.sh) creates the global
+/// opentelemetry plugin on a running gateway, and the next requests' spans arrive at the
+/// configured endpoint with the guide's `X-Auth-Token` header and service name.
 #[test]
 fn arms_script_creates_the_plugin_through_the_admin_api() {
     let dir = root().join("examples/kong-arms");
-    let admin = free_port();
-    let _gateway = Gateway::start(&dir.join("kong.yaml"), admin);
+    let arms = Sink::http();
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream_port = free_port();
+    let upstream = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1"])
+        .arg(upstream_port.to_string())
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let mut upstream = Running(upstream);
+    wait_listening(&mut upstream, upstream_port);
+    let deck = std::fs::read_to_string(dir.join("kong.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:7001", &format!("127.0.0.1:{upstream_port}"));
+    let deck_file = tmp.path().join("kong.yaml");
+    std::fs::write(&deck_file, deck).unwrap();
+    let (proxy, admin) = (free_port(), free_port());
+    let _gateway = Gateway::start_proxying(&deck_file, proxy, admin);
     let admin_url = format!("http://127.0.0.1:{admin}");
-    let endpoint = "http://tracing-analysis-dc-hk.aliyuncs.com/adapt_xxxxx/api/otlp/traces";
+    // The guide's endpoint shape (…/adapt_<token>/api/otlp/traces), on the ARMS stand-in.
+    let endpoint = format!("http://{}/adapt_xxxxx/api/otlp/traces", arms.addr);
     let out = Command::new("sh")
         .arg(dir.join("create-plugin.sh"))
         .env("KONG_ADMIN_URL", &admin_url)
-        .env("HTTP_ENDPOINT", endpoint)
+        .env("HTTP_ENDPOINT", &endpoint)
         .env("SERVICE_NAME", "kong-gateway-prod")
         .stdin(Stdio::null())
         .output()
@@ -470,12 +489,55 @@ fn arms_script_creates_the_plugin_through_the_admin_api() {
     let plugins = listed["data"].as_array().unwrap();
     assert_eq!(plugins.len(), 1);
     let config = &plugins[0]["config"];
-    assert_eq!(config["traces_endpoint"], endpoint);
+    assert_eq!(config["traces_endpoint"], endpoint.as_str());
     assert_eq!(config["headers"]["X-Auth-Token"], "secret-token");
     assert_eq!(
         config["resource_attributes"]["service.name"],
         "kong-gateway-prod"
     );
+
+    // The plugin works at once: the next requests' traces reach the endpoint.
+    const REQUESTS: usize = 3;
+    for _ in 0..REQUESTS {
+        curl(&[&format!("http://127.0.0.1:{proxy}/hello")]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let roots = loop {
+        let received = arms.received();
+        let mut roots = 0;
+        for r in &received {
+            assert_eq!(r.path, "/adapt_xxxxx/api/otlp/traces");
+            assert_eq!(
+                r.headers.get("x-auth-token").map(String::as_str),
+                Some("secret-token")
+            );
+            let otelpipe::pipeline::Batch::Traces(resources) = &r.batch else {
+                panic!("not traces: {r:?}");
+            };
+            for rs in resources {
+                let attrs = rs.resource.as_ref().map(|r| r.attributes.as_slice());
+                assert_eq!(
+                    string_attr(attrs.unwrap_or_default(), "service.name"),
+                    Some("kong-gateway-prod")
+                );
+                roots += rs
+                    .scope_spans
+                    .iter()
+                    .flat_map(|ss| &ss.spans)
+                    .filter(|s| s.name == "kong")
+                    .count();
+            }
+        }
+        if roots >= REQUESTS {
+            break roots;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{roots} of {REQUESTS} kong spans within 60s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(roots, REQUESTS);
 }
 
 /// `docker compose config` when the command exists; otherwise the structure it would check.
@@ -504,7 +566,14 @@ fn compose_file_is_consistent() {
     let doc = documents(&file).remove(0);
     let services = doc["services"].as_mapping().expect("services");
     let names: Vec<&str> = services.keys().filter_map(Value::as_str).collect();
-    for expected in ["collector", "gateway", "jaeger", "prometheus"] {
+    for expected in [
+        "collector",
+        "gateway",
+        "jaeger",
+        "prometheus",
+        "shop",
+        "traffic",
+    ] {
         assert!(names.contains(&expected), "{names:?}");
     }
     for (name, service) in services {
@@ -594,6 +663,27 @@ fn compose_file_is_consistent() {
         otel["config"]["traces_endpoint"],
         "http://collector:4318/v1/traces"
     );
+    // Every upstream is a compose service; the shop listens where the gateway sends.
+    let shop_args = args("shop");
+    for service in parsed["services"].as_array().unwrap() {
+        let host = service["host"].as_str().unwrap();
+        assert!(
+            services.contains_key(host),
+            "upstream {host} is not a service"
+        );
+        if host == "shop" {
+            let listen = format!("=0.0.0.0:{}", service["port"]);
+            assert!(
+                shop_args.iter().any(|a| a.ends_with(&listen)),
+                "{shop_args:?} {listen}"
+            );
+        }
+    }
+    assert!(shop_args.contains(&"--otlp-endpoint=http://collector:4317".to_owned()));
+    assert_eq!(
+        args("traffic"),
+        ["--target=http://gateway:8000", "--rate=5"]
+    );
 
     // Prometheus loads the SLO rules and scrapes the gateway and the collector.
     let prometheus = mounted("prometheus", "--config.file=");
@@ -645,7 +735,8 @@ fn dockerfile_builds_both_binaries_into_a_non_root_image() {
         assert!(exposed.contains(&port), "{port}: {exposed:?}");
     }
     assert!(text.contains("ENTRYPOINT [\"otelpipe\"]"));
-    for binary in ["otelpipe", "otelpipe-gateway"] {
+    // The demo's binaries too: docker-compose.yml runs them from the same image.
+    for binary in ["otelpipe", "otelpipe-gateway", "demo-shop", "demo-traffic"] {
         assert!(
             text.contains(&format!("/out/{binary} ")) || text.contains(&format!("/out/{binary}\n")),
             "{binary}"
@@ -688,7 +779,7 @@ fn kong_spans(ok: usize, failed: usize) -> String {
     .to_string()
 }
 
-fn curl(args: &[&str]) -> String {
+pub(crate) fn curl(args: &[&str]) -> String {
     let out = Command::new("curl")
         .args(["-sS", "--fail", "--max-time", "10"])
         .args(args)
@@ -970,7 +1061,7 @@ fn string_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
 #[test]
 fn dynatrace_seed_runs_end_to_end() {
     const REQUESTS: usize = 5;
-    let dynatrace = Sink::http();
+    let dynatrace = Sink::dynatrace("dt0c01.e2e");
     let tmp = tempfile::tempdir().unwrap();
     let (grpc, http, tcplog, exporter, own, health) = (
         free_port(),
@@ -1150,6 +1241,9 @@ fn dynatrace_seed_runs_end_to_end() {
         {
             assert_eq!(trace_ids.len(), 2 * REQUESTS);
             assert_eq!(log_trace_ids.len(), 2 * REQUESTS);
+            // Nothing the collector sent broke Dynatrace's contract.
+            assert_eq!(dynatrace.refusals(), Vec::<String>::new());
+            assert!(dynatrace.received().iter().all(|r| r.status == 200));
             break;
         }
         assert!(
@@ -1159,4 +1253,158 @@ fn dynatrace_seed_runs_end_to_end() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// POSTs `body` (a file) with `headers` and returns the status and the answer's body.
+fn post(url: &str, headers: &[&str], body: &Path) -> (u16, Vec<u8>) {
+    let mut args = vec!["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    let data = format!("@{}", body.display());
+    args.extend(["--data-binary", &data, url]);
+    let out = Command::new("curl")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let split = out.stdout.iter().rposition(|b| *b == b'\n').unwrap();
+    let code = std::str::from_utf8(&out.stdout[split + 1..]).unwrap();
+    (code.parse().unwrap(), out.stdout[..split].to_vec())
+}
+
+/// The Dynatrace stand-in of the seed 000 test answers as Dynatrace documents: 401 without
+/// the Api-Token, 415 for anything but protobuf, 400 for a body that does not decode, 413
+/// over the size limit, rejected data points for cumulative sums, 429 when throttling.
+#[test]
+fn dynatrace_stand_in_enforces_the_documented_contract() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+
+    let dynatrace = Sink::dynatrace("dt0c01.contract");
+    let tmp = tempfile::tempdir().unwrap();
+    let base = format!("http://{}/api/v2/otlp/v1", dynatrace.addr);
+    let auth = "Authorization: Api-Token dt0c01.contract";
+    let proto = "Content-Type: application/x-protobuf";
+    let file = |name: &str, bytes: &[u8]| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let sum = |temporality: i32| {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "kong_http_requests_total".into(),
+                        data: Some(metric::Data::Sum(Sum {
+                            data_points: vec![NumberDataPoint {
+                                value: Some(number_data_point::Value::AsDouble(5.0)),
+                                ..NumberDataPoint::default()
+                            }],
+                            aggregation_temporality: temporality,
+                            is_monotonic: true,
+                        })),
+                        ..Metric::default()
+                    }],
+                    ..ScopeMetrics::default()
+                }],
+                ..ResourceMetrics::default()
+            }],
+        }
+        .encode_to_vec()
+    };
+    let delta = file("delta.pb", &sum(1));
+    let cumulative = file("cumulative.pb", &sum(2));
+    let metrics = format!("{base}/metrics");
+
+    assert_eq!(post(&metrics, &[proto], &delta).0, 401);
+    assert_eq!(
+        post(&metrics, &["Authorization: Api-Token wrong", proto], &delta).0,
+        401
+    );
+    assert_eq!(
+        post(&metrics, &[auth, "Content-Type: application/json"], &delta).0,
+        415
+    );
+    let garbage = file("garbage.pb", b"not protobuf");
+    assert_eq!(post(&metrics, &[auth, proto], &garbage).0, 400);
+    let huge = file("huge.pb", &vec![0u8; (4 << 20) + 1]);
+    assert_eq!(post(&metrics, &[auth, proto], &huge).0, 413);
+    // Traces may be twice as large: a 5 MB span is taken.
+    let span = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![1; 16],
+                    span_id: vec![2; 8],
+                    name: "x".repeat(5 << 20),
+                    ..Span::default()
+                }],
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let large = file("large.pb", &span.encode_to_vec());
+    let traces = format!("{base}/traces");
+    assert_eq!(post(&traces, &[auth, proto], &large).0, 200);
+    assert_eq!(post(&traces, &[auth, proto], &huge).0, 400);
+    let too_large = file("too-large.pb", &vec![0u8; (8 << 20) + 1]);
+    assert_eq!(post(&traces, &[auth, proto], &too_large).0, 413);
+
+    let (status, body) = post(&metrics, &[auth, proto], &delta);
+    assert_eq!(status, 200);
+    let answer = ExportMetricsServiceResponse::decode(body.as_slice()).unwrap();
+    assert_eq!(answer.partial_success, None);
+    let (status, body) = post(&metrics, &[auth, proto], &cumulative);
+    assert_eq!(status, 200);
+    let partial = ExportMetricsServiceResponse::decode(body.as_slice())
+        .unwrap()
+        .partial_success
+        .expect("partial success");
+    assert_eq!(partial.rejected_data_points, 1);
+    assert_eq!(
+        partial.error_message,
+        "UNSUPPORTED_METRIC_TYPE_MONOTONIC_CUMULATIVE_SUM"
+    );
+
+    dynatrace.script(vec![crate::support::sink::Answer {
+        status: 429,
+        headers: vec![("retry-after", "1".to_owned())],
+    }]);
+    assert_eq!(post(&metrics, &[auth, proto], &delta).0, 429);
+    assert_eq!(post(&metrics, &[auth, proto], &delta).0, 200);
+    // Each refusal was recorded with its reason; the scripted 429 is not one.
+    let refusals = dynatrace.refusals();
+    let codes: Vec<&str> = refusals
+        .iter()
+        .map(|r| r.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "401",
+            "401",
+            "415",
+            "400",
+            "413",
+            "400",
+            "413",
+            "1 data points"
+        ],
+        "{refusals:?}"
+    );
 }

@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod collector;
 mod delivery;
+mod demo;
 mod examples;
 mod pipeline;
 mod prometheus;

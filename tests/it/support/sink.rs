@@ -55,6 +55,10 @@ pub(crate) struct Answer {
 struct State {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Answer>>,
+    /// The API token of a Dynatrace stand-in (None: a plain OTLP sink).
+    dynatrace: Option<String>,
+    /// Why the Dynatrace stand-in refused requests or rejected data points.
+    refusals: Mutex<Vec<String>>,
 }
 
 impl State {
@@ -93,6 +97,39 @@ impl Sink {
         })
     }
 
+    /// An OTLP/HTTP sink that enforces what Dynatrace's OTLP ingest documents (the spec's
+    /// §12): `Authorization: Api-Token <token>` or 401, `application/x-protobuf` or 415, a body
+    /// that decodes or 400, at most 8 MB of traces, 4 MB (uncompressed) of metrics and 10 MB
+    /// of logs or 413; monotonic cumulative sums, cumulative histograms and summaries are
+    /// rejected data points (200 with `partial_success`). Scripted answers (e.g. 429) come
+    /// after those checks.
+    pub(crate) fn dynatrace(token: &str) -> Self {
+        let state = State {
+            dynatrace: Some(token.to_owned()),
+            ..State::default()
+        };
+        Self::start_with_state(
+            "127.0.0.1:0".parse().unwrap(),
+            state,
+            |listener, state, stop| async move {
+                // Its own limits, not axum's 2 MB default, decide what is too large.
+                let app = axum::Router::new()
+                    .route("/{*path}", axum::routing::post(handle_http))
+                    .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+                    .with_state(state);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+                    .unwrap();
+            },
+        )
+    }
+
+    /// Why the Dynatrace stand-in refused requests or rejected data points, in order.
+    pub(crate) fn refusals(&self) -> Vec<String> {
+        self.state.refusals.lock().unwrap().clone()
+    }
+
     /// An OTLP/gRPC sink.
     pub(crate) fn grpc() -> Self {
         Self::start(
@@ -127,12 +164,20 @@ impl Sink {
         F: FnOnce(tokio::net::TcpListener, Arc<State>, CancellationToken) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
+        Self::start_with_state(addr, State::default(), serve)
+    }
+
+    fn start_with_state<F, Fut>(addr: SocketAddr, state: State, serve: F) -> Self
+    where
+        F: FnOnce(tokio::net::TcpListener, Arc<State>, CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let state = Arc::new(State::default());
+        let state = Arc::new(state);
         let stop = CancellationToken::new();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(addr))
@@ -194,6 +239,11 @@ async fn handle_http(
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
         .collect();
+    if let Some(token) = &state.dynatrace {
+        if let Err((status, reason)) = dynatrace_accepts(token, uri.path(), &names, &body) {
+            return refuse(&state, uri.path(), names, status, reason);
+        }
+    }
     let encoding = names.get("content-encoding").cloned().unwrap_or_default();
     let raw = Compression::parse(&encoding)
         .unwrap()
@@ -225,6 +275,10 @@ async fn handle_http(
         ("logs", true) => Batch::Logs(json::decode_logs(&raw).unwrap().resource_logs),
         (other, _) => panic!("unexpected path {other}"),
     };
+    let rejected = match (&state.dynatrace, &batch) {
+        (Some(_), Batch::Metrics(resources)) => unsupported_points(resources),
+        _ => 0,
+    };
     let answer = state.next_answer();
     state.received.lock().unwrap().push(Received {
         path,
@@ -236,7 +290,23 @@ async fn handle_http(
     for (k, v) in answer.headers {
         out.insert(k, v.parse().unwrap());
     }
-    let body = if answer.status == 200 {
+    let body = if answer.status == 200 && rejected > 0 {
+        let reason = "UNSUPPORTED_METRIC_TYPE_MONOTONIC_CUMULATIVE_SUM";
+        state
+            .refusals
+            .lock()
+            .unwrap()
+            .push(format!("{rejected} data points: {reason}"));
+        ExportMetricsServiceResponse {
+            partial_success: Some(
+                opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsPartialSuccess {
+                    rejected_data_points: rejected as i64,
+                    error_message: reason.to_owned(),
+                },
+            ),
+        }
+        .encode_to_vec()
+    } else if answer.status == 200 {
         Vec::new()
     } else {
         // A google.rpc.Status, as OTLP servers answer errors.
@@ -255,6 +325,121 @@ async fn handle_http(
     };
     out.insert("content-type", "application/x-protobuf".parse().unwrap());
     (StatusCode::from_u16(answer.status).unwrap(), out, body)
+}
+
+/// The largest request Dynatrace takes per signal: traces 8 MB (also compressed), metrics
+/// 4 MB uncompressed, logs 10 MB.
+const DYNATRACE_LIMITS: [(&str, usize); 3] = [
+    ("traces", 8 << 20),
+    ("metrics", 4 << 20),
+    ("logs", 10 << 20),
+];
+
+/// Dynatrace's checks before the data: `Err((status, reason))` when it refuses the request.
+fn dynatrace_accepts(
+    token: &str,
+    path: &str,
+    headers: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<(), (u16, String)> {
+    let signal = path.rsplit('/').next().unwrap_or_default();
+    let Some((_, limit)) = DYNATRACE_LIMITS.iter().find(|(s, _)| *s == signal) else {
+        return Err((404, format!("no OTLP endpoint at {path}")));
+    };
+    if !path.contains("/api/v2/otlp/v1/") {
+        return Err((404, format!("no OTLP endpoint at {path}")));
+    }
+    if headers.get("authorization").map(String::as_str) != Some(&format!("Api-Token {token}")) {
+        return Err((401, "missing or wrong Authorization: Api-Token".to_owned()));
+    }
+    let content_type = headers.get("content-type").map(String::as_str);
+    if content_type != Some("application/x-protobuf") {
+        return Err((
+            415,
+            format!("content type {content_type:?} is not protobuf"),
+        ));
+    }
+    if body.len() > *limit {
+        return Err((
+            413,
+            format!("{} bytes of {signal} over the limit", body.len()),
+        ));
+    }
+    let encoding = headers.get("content-encoding").cloned().unwrap_or_default();
+    let raw = Compression::parse(&encoding)
+        .map_err(|e| (400, format!("content encoding: {e}")))?
+        .decompress(body, limit + 1)
+        .map_err(|e| (400, format!("body: {e}")))?;
+    if raw.len() > *limit {
+        return Err((
+            413,
+            format!("{} bytes of {signal} over the limit", raw.len()),
+        ));
+    }
+    let decodes = match signal {
+        "traces" => ExportTraceServiceRequest::decode(raw.as_slice()).is_ok(),
+        "metrics" => ExportMetricsServiceRequest::decode(raw.as_slice()).is_ok(),
+        _ => ExportLogsServiceRequest::decode(raw.as_slice()).is_ok(),
+    };
+    if !decodes {
+        return Err((400, format!("malformed {signal} protobuf")));
+    }
+    Ok(())
+}
+
+/// Data points Dynatrace does not ingest: monotonic cumulative sums, cumulative histograms
+/// and exponential histograms, summaries.
+fn unsupported_points(
+    resources: &[opentelemetry_proto::tonic::metrics::v1::ResourceMetrics],
+) -> usize {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    const CUMULATIVE: i32 = 2;
+    resources
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Sum(s)) if s.is_monotonic && s.aggregation_temporality == CUMULATIVE => {
+                s.data_points.len()
+            }
+            Some(Data::Histogram(h)) if h.aggregation_temporality == CUMULATIVE => {
+                h.data_points.len()
+            }
+            Some(Data::ExponentialHistogram(h)) if h.aggregation_temporality == CUMULATIVE => {
+                h.data_points.len()
+            }
+            Some(Data::Summary(s)) => s.data_points.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Records a refused request and answers it as Dynatrace does: the status, a text reason.
+fn refuse(
+    state: &State,
+    path: &str,
+    headers: HashMap<String, String>,
+    status: u16,
+    reason: String,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    state.received.lock().unwrap().push(Received {
+        path: path.to_owned(),
+        headers,
+        batch: Batch::Traces(Vec::new()),
+        status,
+    });
+    state
+        .refusals
+        .lock()
+        .unwrap()
+        .push(format!("{status}: {reason}"));
+    let mut out = HeaderMap::new();
+    out.insert("content-type", "text/plain".parse().unwrap());
+    (
+        StatusCode::from_u16(status).unwrap(),
+        out,
+        reason.into_bytes(),
+    )
 }
 
 #[derive(Clone)]
