@@ -39,12 +39,27 @@ pub(crate) fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
+/// Ports handed out by [`free_port`] lie below the kernel's ephemeral range (32768–60999 by
+/// default), so a socket another test binds to port 0 can never take one between the probe
+/// and the child's bind; the counter keeps two calls in this process from returning the same
+/// port, and the process id spreads concurrent test binaries apart.
+const PORT_RANGE: std::ops::Range<u32> = 20_000..32_000;
+
+/// A free TCP port on 127.0.0.1 for a child process to bind: probed, released, and never
+/// handed out twice by this process.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = PORT_RANGE.end - PORT_RANGE.start;
+    let base = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let offset = (base + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = u16::try_from(PORT_RANGE.start + offset).expect("port fits u16");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {PORT_RANGE:?}");
 }
 
 /// A running collector, killed on drop if still running.
