@@ -31,6 +31,7 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod status;
+pub mod tls;
 
 /// The version string Kong reports in `Server` and `Via` (`kong/<version>`).
 pub const KONG_VERSION: &str = "3.9.0";

@@ -292,6 +292,8 @@ pub struct Counters {
     pub active: AtomicU64,
     /// Requests received.
     pub requests: AtomicU64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// State shared by every listener.
@@ -306,18 +308,38 @@ pub struct Shared {
     pub dns: crate::proxy::dns::DnsCache,
     /// Serializes configuration writes (Admin API), never taken on the proxy path.
     pub write_lock: tokio::sync::Mutex<()>,
+    /// Server certificates of the `ssl` proxy listeners, rebuilt with the configuration.
+    pub server_certs: Arc<ArcSwap<crate::tls::CertTable>>,
+    /// The certificate served when no sni matches (kong.conf `ssl_cert` or generated).
+    pub default_cert: Arc<rustls::sign::CertifiedKey>,
+}
+
+/// The certificate table of `model`, logging the certificates left out.
+fn cert_table(model: &Model, default: &Arc<rustls::sign::CertifiedKey>) -> crate::tls::CertTable {
+    let (table, problems) = crate::tls::CertTable::build(model, Arc::clone(default));
+    for problem in problems {
+        tracing::error!(%problem, "certificate left out");
+    }
+    table
 }
 
 impl Shared {
-    /// Shared state starting with `config`; fails only when no TLS client can be set up.
-    pub fn new(conf: KongConf, config: Config) -> Result<Arc<Self>, rustls::Error> {
+    /// Shared state starting with `config`; fails when the TLS client cannot be set up or
+    /// kong.conf's `ssl_cert` / `ssl_cert_key` do not load.
+    pub fn new(conf: KongConf, config: Config) -> Result<Arc<Self>, crate::tls::TlsError> {
         let tls = crate::proxy::tls::client_config()?;
+        let default_cert =
+            crate::tls::default_cert::load(conf.ssl_cert.as_deref(), conf.ssl_cert_key.as_deref())?;
+        let runtime = Runtime::build(config, None, &tls);
+        let certs = cert_table(&runtime.model, &default_cert);
         Ok(Arc::new(Self {
-            runtime: ArcSwap::from_pointee(Runtime::build(config, None, &tls)),
+            runtime: ArcSwap::from_pointee(runtime),
             conf: Arc::new(conf),
             counters: Counters::default(),
             dns: crate::proxy::dns::DnsCache::default(),
             write_lock: tokio::sync::Mutex::new(()),
+            server_certs: Arc::new(ArcSwap::from_pointee(certs)),
+            default_cert,
         }))
     }
 
@@ -325,6 +347,8 @@ impl Shared {
     pub fn apply(&self, config: Config) {
         let previous = self.runtime.load();
         let next = Runtime::build(config, Some(&previous), &previous.tls);
+        self.server_certs
+            .store(Arc::new(cert_table(&next.model, &self.default_cert)));
         self.runtime.store(Arc::new(next));
     }
 }

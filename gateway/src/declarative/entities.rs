@@ -18,6 +18,7 @@ fn fields(kind: Kind) -> &'static [Field] {
         Kind::Plugins => schema::PLUGIN,
         Kind::Upstreams => schema::UPSTREAM,
         Kind::Targets => schema::TARGET,
+        Kind::CaCertificates => schema::CA_CERTIFICATE,
         Kind::Certificates => schema::CERTIFICATE,
         Kind::Snis => schema::SNI,
     }
@@ -77,7 +78,7 @@ pub(crate) fn normalize(
                 )),
             }
         }
-        Kind::Certificates | Kind::Snis => {}
+        Kind::CaCertificates | Kind::Certificates | Kind::Snis => {}
     }
     if problems.is_empty() {
         Ok(stored)

@@ -252,6 +252,17 @@ pub const CERTIFICATE: &[Field] = &[
     f("tags", Ty::StrArray, "null"),
 ];
 
+/// CA certificate fields (ca_certificates.lua): trust anchors services name in
+/// `ca_certificates`.
+pub const CA_CERTIFICATE: &[Field] = &[
+    f("id", Ty::Auto, "null"),
+    f("created_at", Ty::Auto, "null"),
+    f("updated_at", Ty::Auto, "null"),
+    req("cert", Ty::Str),
+    f("cert_digest", Ty::Str, "null"),
+    f("tags", Ty::StrArray, "null"),
+];
+
 /// SNI fields (snis.lua).
 pub const SNI: &[Field] = &[
     f("id", Ty::Auto, "null"),

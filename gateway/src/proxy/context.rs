@@ -94,6 +94,8 @@ pub struct RequestContext {
     pub trace: Option<Box<crate::plugins::opentelemetry::TraceState>>,
     /// Trace ids written by injectors, per format (serializer `trace_id`).
     pub trace_ids: Vec<(&'static str, String)>,
+    /// The TLS connection, for https requests (serializer `request.tls`).
+    pub tls: Option<crate::tls::TlsInfo>,
 }
 
 impl RequestContext {
@@ -126,6 +128,7 @@ impl RequestContext {
             version: http::Version::HTTP_11,
             trace: None,
             trace_ids: Vec::new(),
+            tls: None,
         }
     }
 

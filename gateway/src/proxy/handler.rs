@@ -41,6 +41,10 @@ pub async fn handle(
     let downstream_upgrade = websocket::is_upgrade(&parts.headers)
         .then(|| parts.extensions.remove::<OnUpgrade>())
         .flatten();
+    if let Some(tls) = parts.extensions.remove::<crate::tls::TlsInfo>() {
+        ctx.scheme = "https";
+        ctx.tls = Some(tls);
+    }
     ctx.conf = Some(Arc::clone(&shared.conf));
     ctx.version = parts.version;
     ctx.request_headers = parts.headers.clone();
@@ -97,7 +101,11 @@ pub async fn handle(
         listen_port,
         path: &path,
         headers: &parts.headers,
-        sni: None,
+        // An https request without SNI matches no route that lists snis.
+        sni: ctx
+            .tls
+            .as_ref()
+            .map(|t| t.sni.as_deref().unwrap_or_default()),
     });
     let Some(found) = found else {
         let err = GatewayError::new(ErrorKind::NoRoute, Side::Downstream, path);
@@ -106,7 +114,8 @@ pub async fn handle(
     ctx.route = Some(Arc::clone(&found.route));
     ctx.service = found.service.clone();
     ctx.uri_captures = found.uri_captures.clone();
-    if !found.route.protocols.iter().any(|p| p == "http") {
+    let lists = |p: &str| found.route.protocols.iter().any(|r| r == p);
+    if ctx.scheme != "https" && lists("https") && !lists("http") {
         let status = found.route.https_redirect_status_code;
         let location = format!("https://{}{}", ctx.host, ctx.uri);
         let err = GatewayError::new(

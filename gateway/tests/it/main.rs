@@ -8,3 +8,4 @@ mod proxy;
 mod status;
 mod support;
 mod tcp_log;
+mod tls;
