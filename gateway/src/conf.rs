@@ -443,6 +443,9 @@ mod tests {
         assert!(!c.header_enabled("x-kong-upstream-status"));
         assert_eq!(c.headers_upstream, vec!["x-kong-request-id"]);
         assert_eq!(c.node_id.len(), 36);
+        assert_eq!(c.lua_ssl_trusted_certificate, vec!["system"]);
+        assert_eq!(c.lua_ssl_verify_depth, 1);
+        assert!(c.ssl_cert.is_none() && c.ssl_cert_key.is_none());
     }
 
     #[test]

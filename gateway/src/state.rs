@@ -44,8 +44,10 @@ pub struct Runtime {
     global: PluginList,
     /// The plugin instances of each route (by route id).
     by_route: HashMap<String, PluginList>,
-    /// Clients by connect timeout (ms).
-    clients: HashMap<u64, UpstreamClient>,
+    /// Clients by connect timeout (ms) and TLS profile ([`crate::proxy::tls::profile_key`]).
+    clients: HashMap<(u64, String), UpstreamClient>,
+    /// The client of each service (by service id).
+    by_service: HashMap<String, UpstreamClient>,
     tls: Arc<rustls::ClientConfig>,
     /// `configuration_hash` (32 hex md5; zeros when empty).
     pub hash: String,
@@ -67,9 +69,35 @@ fn new_client(connect_timeout: u64, tls: &Arc<rustls::ClientConfig>) -> Upstream
         .build(connector)
 }
 
+/// The TLS client settings of a service with `tls_verify` or a client certificate; `None`
+/// when they cannot be built (a missing or unparsable certificate): its requests then fail
+/// with 502 rather than go unverified.
+fn service_tls(
+    service: &crate::declarative::model::Service,
+    model: &Model,
+    conf: &KongConf,
+) -> Option<Arc<rustls::ClientConfig>> {
+    match crate::proxy::tls::service_client_config(service, model, conf) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            tracing::error!(
+                service = service.name.as_deref().unwrap_or(&service.id),
+                %error,
+                "upstream TLS settings are invalid; requests to this service fail with 502"
+            );
+            None
+        }
+    }
+}
+
 impl Runtime {
     /// Builds the runtime for `config`, reusing `previous`'s connection pools.
-    pub fn build(config: Config, previous: Option<&Self>, tls: &Arc<rustls::ClientConfig>) -> Self {
+    pub fn build(
+        config: Config,
+        previous: Option<&Self>,
+        tls: &Arc<rustls::ClientConfig>,
+        conf: &KongConf,
+    ) -> Self {
         let model = Model::of(&config);
         let router = crate::router::Router::new(&model.routes, &model.services);
         let mut balancers = HashMap::new();
@@ -81,19 +109,26 @@ impl Runtime {
                 .collect();
             balancers.insert(upstream.name.clone(), Balancer::new(upstream, &targets));
         }
-        let mut clients = HashMap::new();
-        for service in model.services.iter().filter(|s| s.tls_verify == Some(true)) {
-            tracing::warn!(
-                service = service.name.as_deref().unwrap_or(&service.id),
-                "tls_verify is not supported; the upstream certificate is not verified"
-            );
-        }
+        let mut clients: HashMap<(u64, String), UpstreamClient> = HashMap::new();
+        let mut by_service = HashMap::new();
         for service in &model.services {
             let timeout = service.connect_timeout;
-            let reused = previous.and_then(|p| p.clients.get(&timeout)).cloned();
-            clients
-                .entry(timeout)
-                .or_insert_with(|| reused.unwrap_or_else(|| new_client(timeout, tls)));
+            let key = (timeout, crate::proxy::tls::profile_key(service, conf));
+            let client = match clients.get(&key) {
+                Some(c) => c.clone(),
+                // Default pools survive configuration changes; verifying ones are rebuilt, as
+                // the certificates they trust may have changed.
+                None if key.1.is_empty() => previous
+                    .and_then(|p| p.clients.get(&key))
+                    .cloned()
+                    .unwrap_or_else(|| new_client(timeout, tls)),
+                None => match service_tls(service, &model, conf) {
+                    Some(config) => new_client(timeout, &config),
+                    None => continue,
+                },
+            };
+            clients.insert(key, client.clone());
+            by_service.insert(service.id.clone(), client);
         }
         let instances = build_instances(&model.plugins);
         let global: PluginList = select(&instances, None, None).into();
@@ -115,17 +150,19 @@ impl Runtime {
             global,
             by_route,
             clients,
+            by_service,
             tls: Arc::clone(tls),
             hash,
         }
     }
 
-    /// The client for a service's connect timeout.
-    pub fn client(&self, connect_timeout: u64) -> UpstreamClient {
-        self.clients
-            .get(&connect_timeout)
-            .cloned()
-            .unwrap_or_else(|| new_client(connect_timeout, &self.tls))
+    /// The pooled client of `service` (its connect timeout and TLS settings); `None` when
+    /// its TLS settings are invalid.
+    pub fn client_for(
+        &self,
+        service: &crate::declarative::model::Service,
+    ) -> Option<UpstreamClient> {
+        self.by_service.get(&service.id).cloned()
     }
 
     /// Global plugin instances, by priority (rewrite phase, and no-route requests).
@@ -330,7 +367,7 @@ impl Shared {
         let tls = crate::proxy::tls::client_config()?;
         let default_cert =
             crate::tls::default_cert::load(conf.ssl_cert.as_deref(), conf.ssl_cert_key.as_deref())?;
-        let runtime = Runtime::build(config, None, &tls);
+        let runtime = Runtime::build(config, None, &tls, &conf);
         let certs = cert_table(&runtime.model, &default_cert);
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
@@ -346,7 +383,7 @@ impl Shared {
     /// Replaces the running configuration.
     pub fn apply(&self, config: Config) {
         let previous = self.runtime.load();
-        let next = Runtime::build(config, Some(&previous), &previous.tls);
+        let next = Runtime::build(config, Some(&previous), &previous.tls, &self.conf);
         self.server_certs
             .store(Arc::new(cert_table(&next.model, &self.default_cert)));
         self.runtime.store(Arc::new(next));

@@ -62,7 +62,13 @@ pub async fn send(
             format!("protocol {} upstreams are not supported", service.protocol),
         ));
     }
-    let client = runtime.client(service.connect_timeout);
+    let Some(client) = runtime.client_for(service) else {
+        return Err(GatewayError::new(
+            ErrorKind::BadGateway,
+            Side::Internal,
+            "the service's upstream TLS settings are invalid",
+        ));
+    };
     let balancer = runtime.balancers.get(&service.host);
     let read_timeout = Duration::from_millis(service.read_timeout);
     let mut statuses: Vec<String> = Vec::new();

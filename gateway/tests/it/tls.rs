@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,16 +40,37 @@ impl TestPki {
         self.dir.path().join("ca.pem")
     }
 
+    pub(crate) fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.ca_file()).unwrap()
+    }
+
     /// A leaf for `names` (first one is the CN): (cert PEM, key PEM).
     pub(crate) fn leaf(&self, names: &[&str]) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-                .unwrap();
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
+        leaf_by(&self.issuer, names)
     }
+
+    /// A leaf signed by an intermediate CA: (leaf + intermediate PEM chain, key PEM).
+    pub(crate) fn leaf_via_intermediate(&self, names: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "otelpipe test intermediate");
+        let intermediate = params.signed_by(&key, &self.issuer).unwrap();
+        let issuer = Issuer::new(params, key);
+        let (leaf, leaf_key) = leaf_by(&issuer, names);
+        (format!("{leaf}{}", intermediate.pem()), leaf_key)
+    }
+}
+
+fn leaf_by(issuer: &Issuer<'static, KeyPair>, names: &[&str]) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, names[0]);
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
 }
 
 /// YAML block scalar of a PEM text, indented by `indent` spaces.
@@ -303,5 +325,130 @@ async fn kong_conf_ssl_cert_replaces_the_generated_default() {
     assert_eq!(failures(), 1);
     let (ok, status, _) = curl("default.test", tls_port, "/", &pki.ca_file(), &[]).await;
     assert!(ok && status.starts_with("404"), "{status}");
+    gw.shutdown().await;
+}
+
+/// An HTTPS upstream on 127.0.0.1 serving `chain`/`key` that answers `ok`; with
+/// `client_ca`, it requires a client certificate signed by that CA.
+async fn tls_upstream(chain: &str, key: &str, client_ca: Option<&str>) -> crate::support::Echo {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots.add(c.unwrap()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder.with_single_cert(certs, key).unwrap();
+    crate::support::tls_server(Arc::new(config)).await
+}
+
+/// A route per service: `/<name>` → service `<name>`.
+fn upstream_tls_config(pki: &TestPki, other: &TestPki, ports: [u16; 3]) -> String {
+    let (client_cert, client_key) = pki.leaf(&["gateway-client"]);
+    let [plain, deep, mtls] = ports;
+    let service = |name: &str, port: u16, extra: &str| {
+        format!(
+            "- name: {name}\n  protocol: https\n  host: localhost\n  port: {port}\n  retries: 0\n{extra}  routes:\n  - name: {name}\n    paths: [/{name}]\n"
+        )
+    };
+    let mut yaml = format!(
+        "_format_version: \"3.0\"\nca_certificates:\n- id: {CA}\n  cert: {}- id: {OTHER}\n  cert: {}certificates:\n- id: {CLIENT}\n  cert: {}  key: {}services:\n",
+        block(&pki.ca_pem(), 4),
+        block(&other.ca_pem(), 4),
+        block(&client_cert, 4),
+        block(&client_key, 4),
+    );
+    let ca = |id: &str| format!("  tls_verify: true\n  ca_certificates: [{id}]\n");
+    yaml += &service("verified", plain, &ca(CA));
+    yaml += &service("wrong-ca", plain, &ca(OTHER));
+    yaml += &service(
+        "unverified",
+        plain,
+        &format!("  tls_verify: false\n  ca_certificates: [{OTHER}]\n"),
+    );
+    yaml += &service(
+        "depth0",
+        deep,
+        &format!("{}  tls_verify_depth: 0\n", ca(CA)),
+    );
+    yaml += &service("depth1", deep, &ca(CA));
+    yaml += &service("conf-trust", plain, "  tls_verify: true\n");
+    yaml += &service("no-client-cert", mtls, &ca(CA));
+    yaml += &service(
+        "client-cert",
+        mtls,
+        &format!("{}  client_certificate: {CLIENT}\n", ca(CA)),
+    );
+    yaml
+}
+
+const CA: &str = "7b1e5f4e-8f0a-4a57-9d2a-1a2b3c4d5e01";
+const OTHER: &str = "7b1e5f4e-8f0a-4a57-9d2a-1a2b3c4d5e02";
+const CLIENT: &str = "7b1e5f4e-8f0a-4a57-9d2a-1a2b3c4d5e03";
+
+#[tokio::test]
+async fn upstream_certificates_are_verified_per_service() {
+    let (pki, other) = (TestPki::new(), TestPki::new());
+    let (cert, key) = pki.leaf(&["localhost"]);
+    let plain = tls_upstream(&cert, &key, None).await;
+    let (chain, key2) = pki.leaf_via_intermediate(&["localhost"]);
+    let deep = tls_upstream(&chain, &key2, None).await;
+    let mtls = tls_upstream(&cert, &key, Some(&pki.ca_pem())).await;
+    let yaml = upstream_tls_config(
+        &pki,
+        &other,
+        [plain.addr.port(), deep.addr.port(), mtls.addr.port()],
+    );
+    let trust = pki.ca_file().display().to_string();
+    let gw = gateway(
+        &yaml,
+        &[("KONG_LUA_SSL_TRUSTED_CERTIFICATE", trust.as_str())],
+    )
+    .await;
+    let port = gw.proxy[0].port();
+    let call = |name: &str| {
+        let url = format!("http://127.0.0.1:{port}/{name}");
+        async move { get(&url, &[("accept", "application/json")]).await }
+    };
+    for name in [
+        "verified",
+        "unverified",
+        "depth1",
+        "conf-trust",
+        "client-cert",
+    ] {
+        let r = call(name).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        assert_eq!(r.text(), "ok", "{name}");
+    }
+    for name in ["wrong-ca", "depth0", "no-client-cert"] {
+        let r = call(name).await;
+        assert_eq!(r.status, 502, "{name}: {}", r.text());
+        assert_eq!(
+            r.json()["message"],
+            "An invalid response was received from the upstream server",
+            "{name}"
+        );
+    }
     gw.shutdown().await;
 }
