@@ -90,6 +90,32 @@ fn service_tls(
     }
 }
 
+/// Starts the active health checker of `balancer`'s upstream, if it has one; it stops by
+/// itself once this runtime is replaced and dropped.
+fn start_active_checks(
+    balancer: &Balancer,
+    upstream: &crate::declarative::model::Upstream,
+    conf: &KongConf,
+) {
+    if !balancer.health.active_enabled() {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(upstream = %upstream.name, "no runtime; active health checks not started");
+        return;
+    };
+    let active = &upstream.healthchecks.active;
+    let tls = match crate::proxy::tls::probe_config(conf, active.https_verify_certificate) {
+        Ok(tls) => tls,
+        Err(error) => {
+            tracing::error!(upstream = %upstream.name, %error, "active health checks not started");
+            return;
+        }
+    };
+    let weak = Arc::downgrade(&balancer.health);
+    handle.spawn(crate::proxy::health::run_active(weak, tls));
+}
+
 impl Runtime {
     /// Builds the runtime for `config`, reusing `previous`'s connection pools.
     pub fn build(
@@ -107,7 +133,12 @@ impl Runtime {
                 .iter()
                 .filter(|t| t.upstream.id == upstream.id)
                 .collect();
-            balancers.insert(upstream.name.clone(), Balancer::new(upstream, &targets));
+            let balancer = Balancer::new(upstream, &targets);
+            if let Some(old) = previous.and_then(|p| p.balancers.get(&upstream.name)) {
+                balancer.health.inherit(&old.health);
+            }
+            start_active_checks(&balancer, upstream, conf);
+            balancers.insert(upstream.name.clone(), balancer);
         }
         let mut clients: HashMap<(u64, String), UpstreamClient> = HashMap::new();
         let mut by_service = HashMap::new();
@@ -163,6 +194,18 @@ impl Runtime {
         service: &crate::declarative::model::Service,
     ) -> Option<UpstreamClient> {
         self.by_service.get(&service.id).cloned()
+    }
+
+    /// The health of every upstream's targets, by upstream name (Admin API
+    /// `/upstreams/{name}/health`; metrics `kong_upstream_target_health`).
+    pub fn upstream_health(&self) -> Vec<(String, Vec<crate::proxy::health::TargetReport>)> {
+        let mut out: Vec<_> = self
+            .balancers
+            .iter()
+            .map(|(name, b)| (name.clone(), b.health.report()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Global plugin instances, by priority (rewrite phase, and no-route requests).

@@ -58,6 +58,8 @@ pub(crate) fn normalize(
         }
         Kind::Plugins => check_plugin(&mut stored, &mut problems),
         Kind::Upstreams => {
+            let checks = schema::healthchecks_with_defaults(&stored["healthchecks"]);
+            stored.insert("healthchecks".into(), checks);
             let name = stored["name"].as_str().unwrap_or_default();
             if !is_hostname(name) {
                 problems.push((

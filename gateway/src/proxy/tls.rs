@@ -223,18 +223,67 @@ fn anchors(
                 )?);
             }
         }
-        _ => {
-            for entry in &conf.lua_ssl_trusted_certificate {
-                if entry == "system" {
-                    out.extend(system_roots().iter().cloned());
-                } else {
-                    let text = pem::conf_value("lua_ssl_trusted_certificate", entry)?;
-                    out.extend(pem::certificates("lua_ssl_trusted_certificate", &text)?);
-                }
-            }
+        _ => out = conf_anchors(conf)?,
+    }
+    Ok(out)
+}
+
+/// The certificates of kong.conf `lua_ssl_trusted_certificate`.
+fn conf_anchors(conf: &KongConf) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let mut out = Vec::new();
+    for entry in &conf.lua_ssl_trusted_certificate {
+        if entry == "system" {
+            out.extend(system_roots().iter().cloned());
+        } else {
+            let text = pem::conf_value("lua_ssl_trusted_certificate", entry)?;
+            out.extend(pem::certificates("lua_ssl_trusted_certificate", &text)?);
         }
     }
     Ok(out)
+}
+
+/// A verifying certificate checker over `anchors`.
+fn verifier(
+    anchors: Vec<CertificateDer<'static>>,
+    depth: u32,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(anchors.iter().cloned());
+    let inner = if added == 0 {
+        None
+    } else {
+        let built =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+                .build()
+                .map_err(|e| TlsError::Pem {
+                    what: "ca_certificates".into(),
+                    message: e.to_string(),
+                })?;
+        Some(built)
+    };
+    Ok(Arc::new(Verify {
+        inner,
+        anchors,
+        depth,
+        provider: Arc::clone(provider),
+    }))
+}
+
+/// The client configuration of `https` health probes: verified against kong.conf
+/// `lua_ssl_trusted_certificate` when `verify` (`https_verify_certificate`), else not.
+pub fn probe_config(conf: &KongConf, verify: bool) -> Result<Arc<ClientConfig>, TlsError> {
+    if !verify {
+        return Ok(client_config()?);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = verifier(conf_anchors(conf)?, conf.lua_ssl_verify_depth, &provider)?;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// The client TLS configuration of `service` (see the module documentation).
@@ -248,29 +297,10 @@ pub fn service_client_config(
         .with_safe_default_protocol_versions()?
         .dangerous();
     let verifier: Arc<dyn ServerCertVerifier> = if service.tls_verify == Some(true) {
-        let anchors = anchors(service, model, conf)?;
-        let mut roots = RootCertStore::empty();
-        let (added, _ignored) = roots.add_parsable_certificates(anchors.iter().cloned());
-        let inner = if added == 0 {
-            None
-        } else {
-            let built =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-                    .build()
-                    .map_err(|e| TlsError::Pem {
-                        what: "ca_certificates".into(),
-                        message: e.to_string(),
-                    })?;
-            Some(built)
-        };
-        Arc::new(Verify {
-            inner,
-            anchors,
-            depth: service
-                .tls_verify_depth
-                .unwrap_or(conf.lua_ssl_verify_depth),
-            provider: Arc::clone(&provider),
-        })
+        let depth = service
+            .tls_verify_depth
+            .unwrap_or(conf.lua_ssl_verify_depth);
+        verifier(anchors(service, model, conf)?, depth, &provider)?
     } else {
         Arc::new(NoVerify(Arc::clone(&provider)))
     };

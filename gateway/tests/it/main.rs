@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod health;
 mod opentelemetry;
 mod prometheus;
 mod proxy;
