@@ -27,6 +27,7 @@ pub mod error;
 pub mod listener;
 pub mod plugins;
 pub mod proxy;
+pub mod rejected;
 pub mod router;
 pub mod server;
 pub mod state;

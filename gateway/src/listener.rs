@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::rejected::KongErrors;
 use crate::state::Shared;
 use crate::tls::TlsInfo;
 
@@ -66,17 +67,24 @@ pub async fn serve<H, Fut, B>(
         shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
         shared.counters.active.fetch_add(1, Ordering::Relaxed);
         let tls = tls.clone();
+        let (conf, rejected) = (
+            Arc::clone(&shared.conf),
+            Arc::clone(&shared.counters.rejected_requests),
+        );
         tokio::spawn(async move {
             match tls {
-                None => serve_connection(stream, peer, port, None, handler, &mut stop).await,
+                None => {
+                    let io = KongErrors::new(stream, conf, rejected);
+                    serve_connection(io, peer, port, None, handler, &mut stop).await;
+                }
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
                     match handshake.await {
                         Ok(Ok(stream)) => {
                             let info = TlsInfo::of(stream.get_ref().1);
-                            serve_connection(stream, peer, port, Some(info), handler, &mut stop)
-                                .await;
+                            let io = KongErrors::new(stream, conf, rejected);
+                            serve_connection(io, peer, port, Some(info), handler, &mut stop).await;
                         }
                         Ok(Err(error)) => {
                             shared

@@ -374,6 +374,8 @@ pub struct Counters {
     pub requests: AtomicU64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: AtomicU64,
+    /// Requests rejected before routing (malformed, or an oversized head).
+    pub rejected_requests: Arc<AtomicU64>,
 }
 
 /// State shared by every listener.

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod health;
+mod limits;
 mod opentelemetry;
 mod prometheus;
 mod proxy;
