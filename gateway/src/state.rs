@@ -18,9 +18,10 @@ use crate::declarative::Config;
 use crate::plugins::{self, Plugin, PluginList};
 use crate::proxy::balancer::Balancer;
 use crate::proxy::body::ProxyBody;
+use crate::proxy::write_timeout::TimedConnector;
 
 /// The upstream HTTP(S) client (pooled, keep-alive).
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+pub type UpstreamClient = Client<HttpsConnector<TimedConnector>, ProxyBody>;
 
 /// A built plugin instance and its scope.
 #[derive(Clone)]
@@ -44,8 +45,9 @@ pub struct Runtime {
     global: PluginList,
     /// The plugin instances of each route (by route id).
     by_route: HashMap<String, PluginList>,
-    /// Clients by connect timeout (ms) and TLS profile ([`crate::proxy::tls::profile_key`]).
-    clients: HashMap<(u64, String), UpstreamClient>,
+    /// Clients by connect and write timeout (ms) and TLS profile
+    /// ([`crate::proxy::tls::profile_key`]).
+    clients: HashMap<PoolKey, UpstreamClient>,
     /// The client of each service (by service id).
     by_service: HashMap<String, UpstreamClient>,
     tls: Arc<rustls::ClientConfig>,
@@ -53,11 +55,19 @@ pub struct Runtime {
     pub hash: String,
 }
 
-fn new_client(connect_timeout: u64, tls: &Arc<rustls::ClientConfig>) -> UpstreamClient {
+/// Connect and write timeouts (ms) and TLS profile of a pool.
+type PoolKey = (u64, u64, String);
+
+fn new_client(
+    connect_timeout: u64,
+    write_timeout: u64,
+    tls: &Arc<rustls::ClientConfig>,
+) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_millis(connect_timeout)));
     connector.set_nodelay(true);
     connector.enforce_http(false);
+    let connector = TimedConnector::new(connector, Duration::from_millis(write_timeout));
     let connector = HttpsConnectorBuilder::new()
         .with_tls_config(rustls::ClientConfig::clone(tls))
         .https_or_http()
@@ -140,21 +150,25 @@ impl Runtime {
             start_active_checks(&balancer, upstream, conf);
             balancers.insert(upstream.name.clone(), balancer);
         }
-        let mut clients: HashMap<(u64, String), UpstreamClient> = HashMap::new();
+        let mut clients: HashMap<PoolKey, UpstreamClient> = HashMap::new();
         let mut by_service = HashMap::new();
         for service in &model.services {
-            let timeout = service.connect_timeout;
-            let key = (timeout, crate::proxy::tls::profile_key(service, conf));
+            let (timeout, write) = (service.connect_timeout, service.write_timeout);
+            let key = (
+                timeout,
+                write,
+                crate::proxy::tls::profile_key(service, conf),
+            );
             let client = match clients.get(&key) {
                 Some(c) => c.clone(),
                 // Default pools survive configuration changes; verifying ones are rebuilt, as
                 // the certificates they trust may have changed.
-                None if key.1.is_empty() => previous
+                None if key.2.is_empty() => previous
                     .and_then(|p| p.clients.get(&key))
                     .cloned()
-                    .unwrap_or_else(|| new_client(timeout, tls)),
+                    .unwrap_or_else(|| new_client(timeout, write, tls)),
                 None => match service_tls(service, &model, conf) {
-                    Some(config) => new_client(timeout, &config),
+                    Some(config) => new_client(timeout, write, &config),
                     None => continue,
                 },
             };

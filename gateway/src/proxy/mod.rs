@@ -14,3 +14,4 @@ pub mod health;
 pub mod tls;
 pub mod upstream;
 pub mod websocket;
+pub mod write_timeout;

@@ -63,3 +63,64 @@ async fn oversized_and_malformed_requests_get_kongs_400() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_blocked_upstream_write_times_out_with_504_after_write_timeout() {
+    // An upstream that accepts connections and never reads from them.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = upstream.accept().await {
+            held.push(s);
+        }
+    });
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: sink\n  host: 127.0.0.1\n  port: {upstream_port}\n  retries: 0\n  write_timeout: 200\n  routes:\n  - name: sink\n    paths: [/sink]\n"
+    );
+    let gw = gateway(&yaml, &[]).await;
+    let port = gw.proxy[0].port();
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let total: usize = 256 * 1024 * 1024;
+    let writer = tokio::spawn(async move {
+        let head = format!("POST /sink HTTP/1.1\r\nhost: x\r\ncontent-length: {total}\r\n\r\n");
+        if write.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..total / chunk.len() {
+            if write.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Duration::from_secs(30);
+    let status = tokio::time::timeout(deadline, async {
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+            if String::from_utf8_lossy(&reply).contains("request_id: ") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        status.is_ok(),
+        "the gateway answers before the read timeout"
+    );
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 504"), "{reply}");
+    assert!(
+        reply.contains("The upstream server is timing out"),
+        "{reply}"
+    );
+    writer.abort();
+    holder.abort();
+    gw.shutdown().await;
+}
