@@ -1,7 +1,8 @@
 //! `GET /upstreams/{name|id}/health`: each target with its health, in Kong's shape
 //! (Kong/kong:kong/api/routes/upstreams.lua): `{"data":[{…target, "health": "HEALTHY",
 //! "data": {"addresses": […], "dns": "ACCEPTED", "weight": {…}}}], "next": null,
-//! "node_id": …}`.
+//! "node_id": …}`; `POST /upstreams/{u}/targets/{t}/healthy` and `…/unhealthy` set a
+//! target's health by hand (204).
 
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -60,4 +61,26 @@ pub(super) fn upstream_health(shared: &Shared, key: &str) -> Reply {
         StatusCode::OK,
         Some(json!({"data": data, "next": null, "node_id": shared.conf.node_id})),
     )
+}
+
+/// Sets target `target` (id or `host:port`) of upstream `key` healthy or unhealthy.
+pub(super) fn set_target_health(shared: &Shared, key: &str, target: &str, healthy: bool) -> Reply {
+    let not_found = (StatusCode::NOT_FOUND, Some(json!({"message": "Not found"})));
+    let runtime = shared.runtime.load();
+    let Some(upstream) = runtime.config.find(Kind::Upstreams, key) else {
+        return not_found;
+    };
+    let name = upstream
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(balancer) = runtime.balancers.get(name) else {
+        return not_found;
+    };
+    let target = crate::declarative::normalized_target(target);
+    if balancer.health.set(&target, healthy) {
+        (StatusCode::NO_CONTENT, None)
+    } else {
+        not_found
+    }
 }

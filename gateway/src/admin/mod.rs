@@ -80,6 +80,16 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<By
         ["upstreams", key, "health"] if parts.method == Method::GET => {
             reply(health::upstream_health(shared, key))
         }
+        ["upstreams", key, "targets", target, verdict @ ("healthy" | "unhealthy")]
+            if parts.method == Method::POST =>
+        {
+            reply(health::set_target_health(
+                shared,
+                key,
+                target,
+                *verdict == "healthy",
+            ))
+        }
         ["config"] => reply(
             config(
                 shared,

@@ -345,7 +345,7 @@ fn check_plugin(p: &mut Map<String, Value>, problems: &mut Problems) {
 }
 
 /// `host` → `host:8000`, `[v6]` kept bracketed; `None` when not an address.
-fn normalize_target(target: &str) -> Option<String> {
+pub(crate) fn normalize_target(target: &str) -> Option<String> {
     let (host, port) = if let Some(rest) = target.strip_prefix('[') {
         let (h, tail) = rest.split_once(']')?;
         let port = match tail.strip_prefix(':') {

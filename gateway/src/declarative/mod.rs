@@ -387,3 +387,9 @@ pub fn now_seconds() -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+/// A target address as Kong stores it (`host` → `host:8000`, IPv6 bracketed); the input
+/// unchanged when it is not a valid target.
+pub fn normalized_target(target: &str) -> String {
+    entities::normalize_target(target).unwrap_or_else(|| target.to_owned())
+}

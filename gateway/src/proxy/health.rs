@@ -243,6 +243,22 @@ impl UpstreamHealth {
             .is_none_or(|t| !t.counters.unhealthy.load(Ordering::Relaxed))
     }
 
+    /// Sets the target at `host:port` (as configured) healthy or unhealthy and clears its
+    /// counts (Admin API `POST /upstreams/{u}/targets/{t}/healthy`); false when no such
+    /// target is checked.
+    pub fn set(&self, target: &str, healthy: bool) -> bool {
+        let Some(t) = self
+            .targets
+            .iter()
+            .find(|t| t.target == target || t.target_id == target)
+        else {
+            return false;
+        };
+        t.counters.reset();
+        t.counters.unhealthy.store(!healthy, Ordering::Relaxed);
+        true
+    }
+
     /// Whether enough weight is healthy (`healthchecks.threshold`, a percentage).
     pub fn above_threshold(&self) -> bool {
         if self.checks.threshold <= 0.0 {

@@ -126,6 +126,29 @@ services:
     )
     .await;
     assert_eq!(missing.status, 404);
+
+    // Kong's manual override brings a target back.
+    let target = format!("127.0.0.1:{}", a.addr.port());
+    let set = crate::support::send(
+        "POST",
+        &format!("http://127.0.0.1:{admin}/upstreams/pool/targets/{target}/healthy"),
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(set.status, 204);
+    assert!(states(&health(admin, "pool").await).contains(&(target, "HEALTHY".into())));
+    let r = get(&format!("http://127.0.0.1:{port}/pool/x"), &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["upstream"], "a");
+    let unknown = crate::support::send(
+        "POST",
+        &format!("http://127.0.0.1:{admin}/upstreams/pool/targets/10.9.9.9:1/unhealthy"),
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
     gw.shutdown().await;
 }
 
