@@ -115,7 +115,15 @@ pub async fn handle(
     ctx.service = found.service.clone();
     ctx.uri_captures = found.uri_captures.clone();
     let lists = |p: &str| found.route.protocols.iter().any(|r| r == p);
-    if ctx.scheme != "https" && lists("https") && !lists("http") {
+    // The forwarded protocol counts as Kong's: X-Forwarded-Proto from a trusted peer.
+    let forwarded_https = || {
+        headers::is_trusted(&shared.conf, peer.ip())
+            && parts
+                .headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+    };
+    if ctx.scheme != "https" && lists("https") && !lists("http") && !forwarded_https() {
         let status = found.route.https_redirect_status_code;
         let location = format!("https://{}{}", ctx.host, ctx.uri);
         let err = GatewayError::new(

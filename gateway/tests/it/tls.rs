@@ -276,6 +276,18 @@ async fn route_snis_and_https_only_protocols() {
         Some("https://shop.example.com/moved/a?b=1")
     );
     assert_eq!(echo.hits.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // X-Forwarded-Proto counts only from trusted peers.
+    let forwarded = [("host", "shop.example.com"), ("x-forwarded-proto", "https")];
+    let r = get(&format!("http://127.0.0.1:{plain}/secure"), &forwarded).await;
+    assert_eq!(r.status, 426);
+    gw.shutdown().await;
+    let gw = gateway(
+        &config(&pki, echo.addr.port()),
+        &[LISTEN, ("KONG_TRUSTED_IPS", "127.0.0.1")],
+    )
+    .await;
+    let r = get(&format!("http://{}/secure", gw.proxy[0]), &forwarded).await;
+    assert_eq!(r.status, 200, "{}", r.text());
     gw.shutdown().await;
 }
 
