@@ -82,12 +82,17 @@ async fn bind(
 /// Warns when the Admin API listens beyond the loopback interface, as Kong's docs advise
 /// against it: anyone who reaches it can reconfigure the gateway.
 fn warn_public_admin(listens: &[Listen]) {
-    for listen in listens.iter().filter(|l| !l.addr.ip().is_loopback()) {
+    for listen in public(listens) {
         tracing::warn!(
             address = %listen.addr,
             "admin_listen: the Admin API is reachable beyond 127.0.0.1 and has no authentication; restrict access to it"
         );
     }
+}
+
+/// The entries of `listens` reachable beyond the loopback interface.
+fn public(listens: &[Listen]) -> impl Iterator<Item = &Listen> {
+    listens.iter().filter(|l| !l.addr.ip().is_loopback())
 }
 
 impl Gateway {
@@ -240,4 +245,22 @@ pub fn main(files: Vec<String>, conf: Option<String>) -> ExitCode {
         gateway.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_beyond_loopback_is_flagged() {
+        let listens = crate::conf::parse_listen(
+            "admin_listen",
+            "127.0.0.1:8001, [::1]:8001, 0.0.0.0:8444 ssl, 10.0.0.5:8001",
+        )
+        .unwrap();
+        let flagged: Vec<String> = public(&listens).map(|l| l.addr.to_string()).collect();
+        assert_eq!(flagged, vec!["0.0.0.0:8444", "10.0.0.5:8001"]);
+        let default = crate::conf::KongConf::load(None, Vec::new()).unwrap();
+        assert_eq!(public(&default.admin_listen).count(), 0);
+    }
 }
