@@ -39,6 +39,10 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("node_id", ""),
     ("nginx_worker_processes", "auto"),
     ("server_version", crate::KONG_VERSION),
+    ("ssl_cert", ""),
+    ("ssl_cert_key", ""),
+    ("lua_ssl_trusted_certificate", "system"),
+    ("lua_ssl_verify_depth", "1"),
 ];
 
 /// Deprecated names and the key they set.
@@ -152,6 +156,16 @@ pub struct KongConf {
     /// The version in `Server: kong/<v>` and `Via: 1.1 kong/<v>` (`server_version`, an
     /// otelpipe key; e.g. `3.9.0.0-enterprise-edition` to look like an EE image).
     pub server_version: String,
+    /// Default server certificate of `ssl` proxy listeners (PEM or path; unset: generated).
+    pub ssl_cert: Option<String>,
+    /// Key of `ssl_cert`.
+    pub ssl_cert_key: Option<String>,
+    /// CA certificates trusted for upstreams with `tls_verify` and no `ca_certificates`:
+    /// `system` (the system store) and/or PEM files, comma-separated.
+    pub lua_ssl_trusted_certificate: Vec<String>,
+    /// Most intermediates allowed in a verified upstream chain when the service sets no
+    /// `tls_verify_depth`.
+    pub lua_ssl_verify_depth: u32,
 }
 
 /// Parses kong.conf text into key → value (comments and blank lines dropped).
@@ -207,7 +221,7 @@ fn invalid(key: &str, message: String) -> ConfError {
     }
 }
 
-/// Parses a `*_listen` value; `ssl` entries are kept (with `ssl: true`) for the caller to skip.
+/// Parses a `*_listen` value (`addr:port [ssl] [http2] …`, or `off`).
 pub fn parse_listen(key: &str, value: &str) -> Result<Vec<Listen>, ConfError> {
     if value.trim() == "off" {
         return Ok(Vec::new());
@@ -379,6 +393,15 @@ impl KongConf {
             node_id: non_empty("node_id").unwrap_or_else(crate::declarative::ids::random_id),
             worker_threads,
             server_version: get("server_version").to_owned(),
+            ssl_cert: non_empty("ssl_cert"),
+            ssl_cert_key: non_empty("ssl_cert_key"),
+            lua_ssl_trusted_certificate: list(get("lua_ssl_trusted_certificate")),
+            lua_ssl_verify_depth: get("lua_ssl_verify_depth").parse().map_err(|_| {
+                invalid(
+                    "lua_ssl_verify_depth",
+                    "must be a non-negative integer".into(),
+                )
+            })?,
         })
     }
 
@@ -420,6 +443,9 @@ mod tests {
         assert!(!c.header_enabled("x-kong-upstream-status"));
         assert_eq!(c.headers_upstream, vec!["x-kong-request-id"]);
         assert_eq!(c.node_id.len(), 36);
+        assert_eq!(c.lua_ssl_trusted_certificate, vec!["system"]);
+        assert_eq!(c.lua_ssl_verify_depth, 1);
+        assert!(c.ssl_cert.is_none() && c.ssl_cert_key.is_none());
     }
 
     #[test]

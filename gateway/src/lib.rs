@@ -2,7 +2,9 @@
 //!
 //! Modules, in the order a request meets them: [`conf`] (kong.conf and `KONG_*`),
 //! [`declarative`] (decK / Kong declarative files), [`state`] (the running configuration,
-//! swapped atomically), [`router`], [`proxy`] (with the [`plugins`] phases), [`error`]
+//! swapped atomically), [`listener`] with [`tls`] (certificates by SNI) and [`rejected`]
+//! (Kong's 400s for unparsable requests), [`router`], [`proxy`] (with the [`plugins`]
+//! phases; upstream TLS, health checks and balancing live there), [`error`]
 //! (Kong's error responses), and the [`admin`] and [`status`] APIs. [`server`] starts it all.
 //!
 //! How one request travels:
@@ -28,10 +30,12 @@ pub mod listener;
 pub mod observability;
 pub mod plugins;
 pub mod proxy;
+pub mod rejected;
 pub mod router;
 pub mod server;
 pub mod state;
 pub mod status;
+pub mod tls;
 
 /// The version string Kong reports in `Server` and `Via` (`kong/<version>`).
 pub const KONG_VERSION: &str = "3.9.0";

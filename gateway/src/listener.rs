@@ -1,5 +1,6 @@
 //! Accept loops shared by the proxy, Admin and Status listeners: HTTP/1.1 and HTTP/2 (h2c
-//! prior knowledge) on one socket, bounded header sizes, graceful stop.
+//! prior knowledge, or ALPN `h2` on `ssl` listeners) on one socket, bounded header sizes,
+//! bounded TLS handshakes, graceful stop.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,20 +13,31 @@ use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
+use crate::rejected::KongErrors;
 use crate::state::Shared;
+use crate::tls::TlsInfo;
 
 /// Largest request head accepted (request line + headers); larger gets 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Serves `listener` until `stop` turns true; `handler` answers each request.
+/// Longest a client may take to complete the TLS handshake (nginx's
+/// `client_header_timeout`, 60 s).
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Serves `listener` until `stop` turns true; `handler` answers each request. With `tls`,
+/// every connection starts with a TLS handshake and its requests carry a [`TlsInfo`]
+/// extension.
 pub async fn serve<H, Fut, B>(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     handler: H,
+    tls: Option<TlsAcceptor>,
 ) where
     H: Fn(Request<Incoming>, SocketAddr, u16) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<B>> + Send + 'static,
@@ -54,36 +66,94 @@ pub async fn serve<H, Fut, B>(
         let mut stop = stop.clone();
         shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
         shared.counters.active.fetch_add(1, Ordering::Relaxed);
+        let tls = tls.clone();
+        let (conf, rejected) = (
+            Arc::clone(&shared.conf),
+            Arc::clone(&shared.counters.rejected_requests),
+        );
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler(req, peer, port).await) }
-            });
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .max_buf_size(MAX_HEADER_BYTES)
-                .keep_alive(true);
-            builder
-                .http2()
-                .max_header_list_size(MAX_HEADER_BYTES as u32);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, %error, "connection closed with error");
-                    }
+            match tls {
+                None => {
+                    let io = KongErrors::new(stream, conf, rejected);
+                    serve_connection(io, peer, port, None, handler, &mut stop).await;
                 }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    if let Err(error) = conn.await {
-                        tracing::debug!(%peer, %error, "connection closed with error");
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            let info = TlsInfo::of(stream.get_ref().1);
+                            let io = KongErrors::new(stream, conf, rejected);
+                            serve_connection(io, peer, port, Some(info), handler, &mut stop).await;
+                        }
+                        Ok(Err(error)) => {
+                            shared
+                                .counters
+                                .tls_handshake_failures
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            shared
+                                .counters
+                                .tls_handshake_failures
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                        }
                     }
                 }
             }
             shared.counters.active.fetch_sub(1, Ordering::Relaxed);
             shared.counters.handled.fetch_add(1, Ordering::Relaxed);
         });
+    }
+}
+
+/// Serves HTTP on one accepted connection (plain or TLS) until it closes or `stop` turns
+/// true.
+async fn serve_connection<I, H, Fut, B>(
+    io: I,
+    peer: SocketAddr,
+    port: u16,
+    tls: Option<TlsInfo>,
+    handler: H,
+    stop: &mut watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>, SocketAddr, u16) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        let handler = handler.clone();
+        if let Some(info) = &tls {
+            req.extensions_mut().insert(info.clone());
+        }
+        async move { Ok::<_, Infallible>(handler(req, peer, port).await) }
+    });
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(MAX_HEADER_BYTES)
+        .keep_alive(true);
+    builder
+        .http2()
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "connection closed with error");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            if let Err(error) = conn.await {
+                tracing::debug!(%peer, %error, "connection closed with error");
+            }
+        }
     }
 }

@@ -4,14 +4,18 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+use rustls::server::ResolvesServerCert;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::conf::{KongConf, Listen};
 use crate::declarative::{self, Config, LoadError};
 use crate::listener;
 use crate::proxy::handler;
 use crate::state::Shared;
+use crate::tls::{CertTable, SniResolver};
 
 /// Loads kong.conf (`conf`), the environment and the declarative files (`files`, else
 /// `declarative_config` / `declarative_config_string`).
@@ -50,43 +54,76 @@ pub struct Gateway {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-async fn bind(listens: &[Listen], what: &str) -> std::io::Result<Vec<TcpListener>> {
+/// A bound socket and its TLS acceptor (`ssl` entries).
+type Bound = (TcpListener, Option<TlsAcceptor>);
+
+async fn bind(
+    listens: &[Listen],
+    what: &str,
+    resolver: &Arc<dyn ResolvesServerCert>,
+) -> std::io::Result<Vec<Bound>> {
     let mut out = Vec::new();
     for listen in listens {
-        if listen.ssl {
-            tracing::warn!(address = %listen.addr, "{what}: ssl listeners are not supported; skipped");
-            continue;
-        }
         let socket = TcpListener::bind(listen.addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("{what} {}: {e}", listen.addr)))?;
-        out.push(socket);
+        let tls = if listen.ssl {
+            let config = crate::tls::server_config(Arc::clone(resolver), listen.http2)
+                .map_err(|e| std::io::Error::other(format!("{what} {}: {e}", listen.addr)))?;
+            Some(TlsAcceptor::from(config))
+        } else {
+            None
+        };
+        out.push((socket, tls));
     }
     Ok(out)
+}
+
+/// Warns when the Admin API listens beyond the loopback interface, as Kong's docs advise
+/// against it: anyone who reaches it can reconfigure the gateway.
+fn warn_public_admin(listens: &[Listen]) {
+    for listen in public(listens) {
+        tracing::warn!(
+            address = %listen.addr,
+            "admin_listen: the Admin API is reachable beyond 127.0.0.1 and has no authentication; restrict access to it"
+        );
+    }
+}
+
+/// The entries of `listens` reachable beyond the loopback interface.
+fn public(listens: &[Listen]) -> impl Iterator<Item = &Listen> {
+    listens.iter().filter(|l| !l.addr.ip().is_loopback())
 }
 
 impl Gateway {
     /// Binds every listener and starts serving.
     pub async fn start(conf: KongConf, config: Config) -> std::io::Result<Self> {
-        let proxy = bind(&conf.proxy_listen, "proxy_listen").await?;
-        let admin = bind(&conf.admin_listen, "admin_listen").await?;
-        let status = bind(&conf.status_listen, "status_listen").await?;
-        let shared = Shared::new(conf, config)
-            .map_err(|e| std::io::Error::other(format!("TLS client setup: {e}")))?;
+        let shared = Shared::new(conf, config).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let conf = Arc::clone(&shared.conf);
+        warn_public_admin(&conf.admin_listen);
+        // The proxy picks certificates by SNI; Admin and Status serve the default one.
+        let by_sni: Arc<dyn ResolvesServerCert> =
+            Arc::new(SniResolver(Arc::clone(&shared.server_certs)));
+        let fixed: Arc<dyn ResolvesServerCert> = Arc::new(SniResolver(Arc::new(
+            ArcSwap::from_pointee(CertTable::only(Arc::clone(&shared.default_cert))),
+        )));
+        let proxy = bind(&conf.proxy_listen, "proxy_listen", &by_sni).await?;
+        let admin = bind(&conf.admin_listen, "admin_listen", &fixed).await?;
+        let status = bind(&conf.status_listen, "status_listen", &fixed).await?;
         let (stop, stop_rx) = watch::channel(false);
-        let addrs = |l: &[TcpListener]| l.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let addrs = |l: &[Bound]| l.iter().filter_map(|(l, _)| l.local_addr().ok()).collect();
         let (proxy_addrs, admin_addrs, status_addrs) =
             (addrs(&proxy), addrs(&admin), addrs(&status));
         let mut tasks = Vec::new();
-        for l in proxy {
+        for (l, tls) in proxy {
             let s = Arc::clone(&shared);
             let h = {
                 let s = Arc::clone(&shared);
                 move |req, peer, port| handler::handle(Arc::clone(&s), req, peer, port)
             };
-            tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h)));
+            tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h, tls)));
         }
-        for l in admin {
+        for (l, tls) in admin {
             let s = Arc::clone(&shared);
             let h = {
                 let s = Arc::clone(&shared);
@@ -95,9 +132,9 @@ impl Gateway {
                     async move { crate::admin::handle(&s, req).await }
                 }
             };
-            tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h)));
+            tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h, tls)));
         }
-        for l in status {
+        for (l, tls) in status {
             let s = Arc::clone(&shared);
             let h = {
                 let s = Arc::clone(&shared);
@@ -106,7 +143,7 @@ impl Gateway {
                     async move { crate::status::handle(&s, &req) }
                 }
             };
-            tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h)));
+            tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h, tls)));
         }
         Ok(Self {
             shared,
@@ -218,4 +255,22 @@ pub fn main(files: Vec<String>, conf: Option<String>) -> ExitCode {
         gateway.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_beyond_loopback_is_flagged() {
+        let listens = crate::conf::parse_listen(
+            "admin_listen",
+            "127.0.0.1:8001, [::1]:8001, 0.0.0.0:8444 ssl, 10.0.0.5:8001",
+        )
+        .unwrap();
+        let flagged: Vec<String> = public(&listens).map(|l| l.addr.to_string()).collect();
+        assert_eq!(flagged, vec!["0.0.0.0:8444", "10.0.0.5:8001"]);
+        let default = crate::conf::KongConf::load(None, Vec::new()).unwrap();
+        assert_eq!(public(&default.admin_listen).count(), 0);
+    }
 }

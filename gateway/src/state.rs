@@ -18,9 +18,10 @@ use crate::declarative::Config;
 use crate::plugins::{self, Plugin, PluginList};
 use crate::proxy::balancer::Balancer;
 use crate::proxy::body::ProxyBody;
+use crate::proxy::write_timeout::TimedConnector;
 
 /// The upstream HTTP(S) client (pooled, keep-alive).
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+pub type UpstreamClient = Client<HttpsConnector<TimedConnector>, ProxyBody>;
 
 /// A built plugin instance and its scope.
 #[derive(Clone)]
@@ -44,18 +45,29 @@ pub struct Runtime {
     global: PluginList,
     /// The plugin instances of each route (by route id).
     by_route: HashMap<String, PluginList>,
-    /// Clients by connect timeout (ms).
-    clients: HashMap<u64, UpstreamClient>,
+    /// Clients by connect and write timeout (ms) and TLS profile
+    /// ([`crate::proxy::tls::profile_key`]).
+    clients: HashMap<PoolKey, UpstreamClient>,
+    /// The client of each service (by service id).
+    by_service: HashMap<String, UpstreamClient>,
     tls: Arc<rustls::ClientConfig>,
     /// `configuration_hash` (32 hex md5; zeros when empty).
     pub hash: String,
 }
 
-fn new_client(connect_timeout: u64, tls: &Arc<rustls::ClientConfig>) -> UpstreamClient {
+/// Connect and write timeouts (ms) and TLS profile of a pool.
+type PoolKey = (u64, u64, String);
+
+fn new_client(
+    connect_timeout: u64,
+    write_timeout: u64,
+    tls: &Arc<rustls::ClientConfig>,
+) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_millis(connect_timeout)));
     connector.set_nodelay(true);
     connector.enforce_http(false);
+    let connector = TimedConnector::new(connector, Duration::from_millis(write_timeout));
     let connector = HttpsConnectorBuilder::new()
         .with_tls_config(rustls::ClientConfig::clone(tls))
         .https_or_http()
@@ -67,9 +79,61 @@ fn new_client(connect_timeout: u64, tls: &Arc<rustls::ClientConfig>) -> Upstream
         .build(connector)
 }
 
+/// The TLS client settings of a service with `tls_verify` or a client certificate; `None`
+/// when they cannot be built (a missing or unparsable certificate): its requests then fail
+/// with 502 rather than go unverified.
+fn service_tls(
+    service: &crate::declarative::model::Service,
+    model: &Model,
+    conf: &KongConf,
+) -> Option<Arc<rustls::ClientConfig>> {
+    match crate::proxy::tls::service_client_config(service, model, conf) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            tracing::error!(
+                service = service.name.as_deref().unwrap_or(&service.id),
+                %error,
+                "upstream TLS settings are invalid; requests to this service fail with 502"
+            );
+            None
+        }
+    }
+}
+
+/// Starts the active health checker of `balancer`'s upstream, if it has one; it stops by
+/// itself once this runtime is replaced and dropped.
+fn start_active_checks(
+    balancer: &Balancer,
+    upstream: &crate::declarative::model::Upstream,
+    conf: &KongConf,
+) {
+    if !balancer.health.active_enabled() {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(upstream = %upstream.name, "no runtime; active health checks not started");
+        return;
+    };
+    let active = &upstream.healthchecks.active;
+    let tls = match crate::proxy::tls::probe_config(conf, active.https_verify_certificate) {
+        Ok(tls) => tls,
+        Err(error) => {
+            tracing::error!(upstream = %upstream.name, %error, "active health checks not started");
+            return;
+        }
+    };
+    let weak = Arc::downgrade(&balancer.health);
+    handle.spawn(crate::proxy::health::run_active(weak, tls));
+}
+
 impl Runtime {
     /// Builds the runtime for `config`, reusing `previous`'s connection pools.
-    pub fn build(config: Config, previous: Option<&Self>, tls: &Arc<rustls::ClientConfig>) -> Self {
+    pub fn build(
+        config: Config,
+        previous: Option<&Self>,
+        tls: &Arc<rustls::ClientConfig>,
+        conf: &KongConf,
+    ) -> Self {
         let model = Model::of(&config);
         let router = crate::router::Router::new(&model.routes, &model.services);
         let mut balancers = HashMap::new();
@@ -79,21 +143,37 @@ impl Runtime {
                 .iter()
                 .filter(|t| t.upstream.id == upstream.id)
                 .collect();
-            balancers.insert(upstream.name.clone(), Balancer::new(upstream, &targets));
+            let balancer = Balancer::new(upstream, &targets);
+            if let Some(old) = previous.and_then(|p| p.balancers.get(&upstream.name)) {
+                balancer.health.inherit(&old.health);
+            }
+            start_active_checks(&balancer, upstream, conf);
+            balancers.insert(upstream.name.clone(), balancer);
         }
-        let mut clients = HashMap::new();
-        for service in model.services.iter().filter(|s| s.tls_verify == Some(true)) {
-            tracing::warn!(
-                service = service.name.as_deref().unwrap_or(&service.id),
-                "tls_verify is not supported; the upstream certificate is not verified"
-            );
-        }
+        let mut clients: HashMap<PoolKey, UpstreamClient> = HashMap::new();
+        let mut by_service = HashMap::new();
         for service in &model.services {
-            let timeout = service.connect_timeout;
-            let reused = previous.and_then(|p| p.clients.get(&timeout)).cloned();
-            clients
-                .entry(timeout)
-                .or_insert_with(|| reused.unwrap_or_else(|| new_client(timeout, tls)));
+            let (timeout, write) = (service.connect_timeout, service.write_timeout);
+            let key = (
+                timeout,
+                write,
+                crate::proxy::tls::profile_key(service, conf),
+            );
+            let client = match clients.get(&key) {
+                Some(c) => c.clone(),
+                // Default pools survive configuration changes; verifying ones are rebuilt, as
+                // the certificates they trust may have changed.
+                None if key.2.is_empty() => previous
+                    .and_then(|p| p.clients.get(&key))
+                    .cloned()
+                    .unwrap_or_else(|| new_client(timeout, write, tls)),
+                None => match service_tls(service, &model, conf) {
+                    Some(config) => new_client(timeout, write, &config),
+                    None => continue,
+                },
+            };
+            clients.insert(key, client.clone());
+            by_service.insert(service.id.clone(), client);
         }
         let instances = build_instances(&model.plugins);
         let global: PluginList = select(&instances, None, None).into();
@@ -115,17 +195,31 @@ impl Runtime {
             global,
             by_route,
             clients,
+            by_service,
             tls: Arc::clone(tls),
             hash,
         }
     }
 
-    /// The client for a service's connect timeout.
-    pub fn client(&self, connect_timeout: u64) -> UpstreamClient {
-        self.clients
-            .get(&connect_timeout)
-            .cloned()
-            .unwrap_or_else(|| new_client(connect_timeout, &self.tls))
+    /// The pooled client of `service` (its connect timeout and TLS settings); `None` when
+    /// its TLS settings are invalid.
+    pub fn client_for(
+        &self,
+        service: &crate::declarative::model::Service,
+    ) -> Option<UpstreamClient> {
+        self.by_service.get(&service.id).cloned()
+    }
+
+    /// The health of every upstream's targets, by upstream name (Admin API
+    /// `/upstreams/{name}/health`; metrics `kong_upstream_target_health`).
+    pub fn upstream_health(&self) -> Vec<(String, Vec<crate::proxy::health::TargetReport>)> {
+        let mut out: Vec<_> = self
+            .balancers
+            .iter()
+            .map(|(name, b)| (name.clone(), b.health.report()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Global plugin instances, by priority (rewrite phase, and no-route requests).
@@ -292,6 +386,10 @@ pub struct Counters {
     pub active: AtomicU64,
     /// Requests received.
     pub requests: AtomicU64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: AtomicU64,
+    /// Requests rejected before routing (malformed, or an oversized head).
+    pub rejected_requests: Arc<AtomicU64>,
 }
 
 /// State shared by every listener.
@@ -306,25 +404,47 @@ pub struct Shared {
     pub dns: crate::proxy::dns::DnsCache,
     /// Serializes configuration writes (Admin API), never taken on the proxy path.
     pub write_lock: tokio::sync::Mutex<()>,
+    /// Server certificates of the `ssl` proxy listeners, rebuilt with the configuration.
+    pub server_certs: Arc<ArcSwap<crate::tls::CertTable>>,
+    /// The certificate served when no sni matches (kong.conf `ssl_cert` or generated).
+    pub default_cert: Arc<rustls::sign::CertifiedKey>,
+}
+
+/// The certificate table of `model`, logging the certificates left out.
+fn cert_table(model: &Model, default: &Arc<rustls::sign::CertifiedKey>) -> crate::tls::CertTable {
+    let (table, problems) = crate::tls::CertTable::build(model, Arc::clone(default));
+    for problem in problems {
+        tracing::error!(%problem, "certificate left out");
+    }
+    table
 }
 
 impl Shared {
-    /// Shared state starting with `config`; fails only when no TLS client can be set up.
-    pub fn new(conf: KongConf, config: Config) -> Result<Arc<Self>, rustls::Error> {
+    /// Shared state starting with `config`; fails when the TLS client cannot be set up or
+    /// kong.conf's `ssl_cert` / `ssl_cert_key` do not load.
+    pub fn new(conf: KongConf, config: Config) -> Result<Arc<Self>, crate::tls::TlsError> {
         let tls = crate::proxy::tls::client_config()?;
+        let default_cert =
+            crate::tls::default_cert::load(conf.ssl_cert.as_deref(), conf.ssl_cert_key.as_deref())?;
+        let runtime = Runtime::build(config, None, &tls, &conf);
+        let certs = cert_table(&runtime.model, &default_cert);
         Ok(Arc::new(Self {
-            runtime: ArcSwap::from_pointee(Runtime::build(config, None, &tls)),
+            runtime: ArcSwap::from_pointee(runtime),
             conf: Arc::new(conf),
             counters: Counters::default(),
             dns: crate::proxy::dns::DnsCache::default(),
             write_lock: tokio::sync::Mutex::new(()),
+            server_certs: Arc::new(ArcSwap::from_pointee(certs)),
+            default_cert,
         }))
     }
 
     /// Replaces the running configuration.
     pub fn apply(&self, config: Config) {
         let previous = self.runtime.load();
-        let next = Runtime::build(config, Some(&previous), &previous.tls);
+        let next = Runtime::build(config, Some(&previous), &previous.tls, &self.conf);
+        self.server_certs
+            .store(Arc::new(cert_table(&next.model, &self.default_cert)));
         self.runtime.store(Arc::new(next));
     }
 }

@@ -291,7 +291,7 @@ fn cascades(kind: Kind) -> &'static [(Kind, &'static str)] {
         Kind::Consumers => &[(Kind::Plugins, "consumer")],
         Kind::Upstreams => &[(Kind::Targets, "upstream")],
         Kind::Certificates => &[(Kind::Snis, "certificate")],
-        Kind::Snis | Kind::Targets | Kind::Plugins => &[],
+        Kind::CaCertificates | Kind::Snis | Kind::Targets | Kind::Plugins => &[],
     }
 }
 

@@ -173,6 +173,7 @@ fn fields_of(kind: Kind) -> &'static [Field] {
         Kind::Plugins => schema::PLUGIN,
         Kind::Upstreams => schema::UPSTREAM,
         Kind::Targets => schema::TARGET,
+        Kind::CaCertificates => schema::CA_CERTIFICATE,
         Kind::Certificates => schema::CERTIFICATE,
         Kind::Snis => schema::SNI,
     }

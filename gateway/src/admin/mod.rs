@@ -1,6 +1,7 @@
 //! The Admin API (`admin_listen`, 127.0.0.1:8001 by default), Kong's subset (spec §4):
 //! entity endpoints for services, routes, plugins, consumers, upstreams, targets,
-//! certificates and snis (top-level and nested), `GET/POST /config`, `/status`, `/metrics`.
+//! certificates and snis (top-level and nested), `GET /upstreams/{name}/health`,
+//! `GET/POST /config`, `/status`, `/metrics`.
 //!
 //! The gateway runs DB-less, but entity writes are accepted and kept in memory (so the
 //! documented `curl -X POST :8001/plugins` works); they take effect without a restart and
@@ -8,6 +9,7 @@
 
 mod crud;
 pub mod form;
+mod health;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -75,6 +77,19 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<By
         [] => reply((StatusCode::OK, Some(node_info(shared)))),
         ["status"] => status::handle(shared, &Request::new(())),
         ["metrics"] => status::metrics_response(shared),
+        ["upstreams", key, "health"] if parts.method == Method::GET => {
+            reply(health::upstream_health(shared, key))
+        }
+        ["upstreams", key, "targets", target, verdict @ ("healthy" | "unhealthy")]
+            if parts.method == Method::POST =>
+        {
+            reply(health::set_target_health(
+                shared,
+                key,
+                target,
+                *verdict == "healthy",
+            ))
+        }
         ["config"] => reply(
             config(
                 shared,

@@ -18,6 +18,7 @@ fn fields(kind: Kind) -> &'static [Field] {
         Kind::Plugins => schema::PLUGIN,
         Kind::Upstreams => schema::UPSTREAM,
         Kind::Targets => schema::TARGET,
+        Kind::CaCertificates => schema::CA_CERTIFICATE,
         Kind::Certificates => schema::CERTIFICATE,
         Kind::Snis => schema::SNI,
     }
@@ -57,6 +58,8 @@ pub(crate) fn normalize(
         }
         Kind::Plugins => check_plugin(&mut stored, &mut problems),
         Kind::Upstreams => {
+            let checks = schema::healthchecks_with_defaults(&stored["healthchecks"]);
+            stored.insert("healthchecks".into(), checks);
             let name = stored["name"].as_str().unwrap_or_default();
             if !is_hostname(name) {
                 problems.push((
@@ -77,7 +80,7 @@ pub(crate) fn normalize(
                 )),
             }
         }
-        Kind::Certificates | Kind::Snis => {}
+        Kind::CaCertificates | Kind::Certificates | Kind::Snis => {}
     }
     if problems.is_empty() {
         Ok(stored)
@@ -342,7 +345,7 @@ fn check_plugin(p: &mut Map<String, Value>, problems: &mut Problems) {
 }
 
 /// `host` → `host:8000`, `[v6]` kept bracketed; `None` when not an address.
-fn normalize_target(target: &str) -> Option<String> {
+pub(crate) fn normalize_target(target: &str) -> Option<String> {
     let (host, port) = if let Some(rest) = target.strip_prefix('[') {
         let (h, tail) = rest.split_once(']')?;
         let port = match tail.strip_prefix(':') {

@@ -240,7 +240,7 @@ fn nested(kind: Kind) -> &'static [Kind] {
         Kind::Routes | Kind::Consumers => &[Kind::Plugins],
         Kind::Upstreams => &[Kind::Targets],
         Kind::Certificates => &[Kind::Snis],
-        Kind::Snis | Kind::Targets | Kind::Plugins => &[],
+        Kind::CaCertificates | Kind::Snis | Kind::Targets | Kind::Plugins => &[],
     }
 }
 
@@ -355,7 +355,7 @@ fn natural_id(kind: Kind, entity: &Map<String, Value>) -> Option<String> {
             let upstream = entity.get("upstream")?.get("id")?.as_str()?;
             format!("{upstream}:{}", text("target")?)
         }
-        Kind::Certificates | Kind::Plugins => return None,
+        Kind::CaCertificates | Kind::Certificates | Kind::Plugins => return None,
     };
     Some(ids::entity_id(kind.name(), &key))
 }

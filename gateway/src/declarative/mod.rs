@@ -1,7 +1,7 @@
 //! Kong / decK declarative configuration: loading, merging, validation and defaults.
 //!
 //! A declarative file (YAML or JSON) holds entity arrays (`services`, `routes`, `consumers`,
-//! `plugins`, `upstreams`, `targets`, `certificates`, `snis`), nested or top-level, plus the
+//! `plugins`, `upstreams`, `targets`, `ca_certificates`, `certificates`, `snis`), nested or top-level, plus the
 //! envelope keys `_format_version`, `_transform`, `_comment`, `_ignore` (Kong) and `_info`,
 //! `_konnect`, `_workspace` (decK). Several files merge by appending their entity arrays, as
 //! `deck gateway sync a.yaml b.yaml` does. The result, [`Config`], holds every entity in its
@@ -37,6 +37,8 @@ pub use load::{parse_document, Document};
 /// The entity kinds a declarative file may hold, in the order Kong loads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
+    /// `ca_certificates`
+    CaCertificates,
     /// `certificates`
     Certificates,
     /// `snis`
@@ -57,7 +59,8 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in load order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
+        Self::CaCertificates,
         Self::Certificates,
         Self::Snis,
         Self::Services,
@@ -71,6 +74,7 @@ impl Kind {
     /// The schema name (`services`).
     pub fn name(self) -> &'static str {
         match self {
+            Self::CaCertificates => "ca_certificates",
             Self::Certificates => "certificates",
             Self::Snis => "snis",
             Self::Services => "services",
@@ -90,6 +94,7 @@ impl Kind {
     /// The foreign-key field name children use for this kind (`service`).
     pub fn singular(self) -> &'static str {
         match self {
+            Self::CaCertificates => "ca_certificate",
             Self::Certificates => "certificate",
             Self::Snis => "sni",
             Self::Services => "service",
@@ -107,7 +112,7 @@ impl Kind {
             Self::Services | Self::Routes | Self::Upstreams | Self::Snis => Some("name"),
             Self::Consumers => Some("username"),
             Self::Plugins => Some("instance_name"),
-            Self::Certificates | Self::Targets => None,
+            Self::CaCertificates | Self::Certificates | Self::Targets => None,
         }
     }
 
@@ -124,7 +129,7 @@ pub type Entity = Map<String, Value>;
 pub struct Config {
     /// `_format_version` of the input (files in 1.1/2.1 are migrated to 3.0 on load).
     pub format_version: String,
-    entities: [Vec<Entity>; 8],
+    entities: [Vec<Entity>; Kind::ALL.len()],
     /// Canonical text of the declarative input this was loaded from (what
     /// `configuration_hash` digests); `None` after entity-level edits.
     input: Option<String>,
@@ -382,3 +387,9 @@ pub fn now_seconds() -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+/// A target address as Kong stores it (`host` → `host:8000`, IPv6 bracketed); the input
+/// unchanged when it is not a valid target.
+pub fn normalized_target(target: &str) -> String {
+    entities::normalize_target(target).unwrap_or_else(|| target.to_owned())
+}

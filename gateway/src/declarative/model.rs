@@ -39,7 +39,8 @@ pub struct Service {
     pub read_timeout: u64,
     /// Disabled services take their routes out of the router.
     pub enabled: bool,
-    /// Verify the upstream certificate (not supported: a warning is logged).
+    /// Verify the upstream certificate (`null`: not verified, as nginx's
+    /// `proxy_ssl_verify off`).
     pub tls_verify: Option<bool>,
     /// Tags (decK `select_tags` included).
     #[serde(default)]
@@ -50,6 +51,17 @@ pub struct Service {
     /// Unix seconds of the last update.
     #[serde(default)]
     pub updated_at: Option<i64>,
+    /// Most intermediate certificates allowed when verifying (`null`: kong.conf
+    /// `lua_ssl_verify_depth`).
+    #[serde(default)]
+    pub tls_verify_depth: Option<u32>,
+    /// Ids of the ca_certificates entities to trust (`null`: kong.conf
+    /// `lua_ssl_trusted_certificate`).
+    #[serde(default)]
+    pub ca_certificates: Option<Vec<String>>,
+    /// Certificate presented to the upstream (mutual TLS).
+    #[serde(default)]
+    pub client_certificate: Option<ForeignKey>,
 }
 
 /// A route (Kong/kong:kong/db/schema/entities/routes.lua).
@@ -153,6 +165,162 @@ pub struct Upstream {
     pub hash_fallback_uri_capture: Option<String>,
     /// Host header override.
     pub host_header: Option<String>,
+    /// Active and passive health checks.
+    #[serde(default)]
+    pub healthchecks: Healthchecks,
+}
+
+/// `healthchecks` of an upstream (Kong/kong:kong/db/schema/entities/upstreams.lua).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Healthchecks {
+    /// Probes the gateway sends.
+    pub active: ActiveChecks,
+    /// Verdicts from proxied traffic.
+    pub passive: PassiveChecks,
+    /// Percentage of healthy weight below which the whole upstream counts as unhealthy.
+    pub threshold: f64,
+}
+
+/// `healthchecks.active`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ActiveChecks {
+    /// `http`, `https`, `tcp`, `grpc` or `grpcs`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Probe timeout, seconds.
+    pub timeout: f64,
+    /// Path probed.
+    pub http_path: String,
+    /// Verify the target's certificate on `https` probes.
+    pub https_verify_certificate: bool,
+    /// SNI of `https` probes (default: the target host).
+    pub https_sni: Option<String>,
+    /// Extra probe headers: name → values.
+    pub headers: Option<BTreeMap<String, Vec<String>>>,
+    /// Probing of healthy targets.
+    pub healthy: Healthy,
+    /// Probing of unhealthy targets.
+    pub unhealthy: Unhealthy,
+}
+
+impl Default for ActiveChecks {
+    fn default() -> Self {
+        Self {
+            kind: "http".into(),
+            timeout: 1.0,
+            http_path: "/".into(),
+            https_verify_certificate: true,
+            https_sni: None,
+            headers: None,
+            healthy: Healthy {
+                http_statuses: vec![200, 302],
+                ..Healthy::default()
+            },
+            unhealthy: Unhealthy {
+                http_statuses: vec![429, 404, 500, 501, 502, 503, 504, 505],
+                ..Unhealthy::default()
+            },
+        }
+    }
+}
+
+/// `healthchecks.passive`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PassiveChecks {
+    /// `http`, `https`, `tcp`, `grpc` or `grpcs`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Successes.
+    pub healthy: Healthy,
+    /// Failures.
+    pub unhealthy: Unhealthy,
+}
+
+impl Default for PassiveChecks {
+    fn default() -> Self {
+        Self {
+            kind: "http".into(),
+            healthy: Healthy {
+                http_statuses: vec![
+                    200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305,
+                    306, 307, 308,
+                ],
+                ..Healthy::default()
+            },
+            unhealthy: Unhealthy {
+                http_statuses: vec![429, 500, 503],
+                ..Unhealthy::default()
+            },
+        }
+    }
+}
+
+/// The `healthy` half of a check.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Healthy {
+    /// Seconds between probes of healthy targets (active only; 0 = none).
+    pub interval: f64,
+    /// Statuses that count as a success.
+    pub http_statuses: Vec<u16>,
+    /// Successes that make a target healthy (0 = never).
+    pub successes: u32,
+}
+
+/// The `unhealthy` half of a check.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Unhealthy {
+    /// Seconds between probes of unhealthy targets (active only; 0 = none).
+    pub interval: f64,
+    /// Statuses that count as an HTTP failure.
+    pub http_statuses: Vec<u16>,
+    /// TCP failures that make a target unhealthy (0 = never).
+    pub tcp_failures: u32,
+    /// Timeouts that make a target unhealthy (0 = never).
+    pub timeouts: u32,
+    /// HTTP failures that make a target unhealthy (0 = never).
+    pub http_failures: u32,
+}
+
+/// A certificate with its key (certificates.lua); snis point at it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Certificate {
+    /// Id.
+    pub id: String,
+    /// PEM chain.
+    pub cert: String,
+    /// PEM private key.
+    pub key: String,
+    /// Alternate PEM chain (other key type).
+    #[serde(default)]
+    pub cert_alt: Option<String>,
+    /// Alternate PEM key.
+    #[serde(default)]
+    pub key_alt: Option<String>,
+}
+
+/// A server name mapped to a certificate (snis.lua).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sni {
+    /// Id.
+    pub id: String,
+    /// Server name: exact, `*.example.com`, `example.*`, or `*`.
+    pub name: String,
+    /// The certificate.
+    pub certificate: ForeignKey,
+}
+
+/// A trusted CA certificate (ca_certificates.lua).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaCertificate {
+    /// Id.
+    pub id: String,
+    /// PEM certificate.
+    pub cert: String,
 }
 
 /// A target of an upstream.
@@ -188,6 +356,12 @@ pub struct Model {
     pub upstreams: Vec<Upstream>,
     /// Targets.
     pub targets: Vec<Target>,
+    /// Certificates.
+    pub certificates: Vec<Certificate>,
+    /// SNIs.
+    pub snis: Vec<Sni>,
+    /// CA certificates.
+    pub ca_certificates: Vec<CaCertificate>,
 }
 
 impl Model {
@@ -199,6 +373,9 @@ impl Model {
             plugins: typed(config.get(Kind::Plugins)),
             upstreams: typed(config.get(Kind::Upstreams)),
             targets: typed(config.get(Kind::Targets)),
+            certificates: typed(config.get(Kind::Certificates)),
+            snis: typed(config.get(Kind::Snis)),
+            ca_certificates: typed(config.get(Kind::CaCertificates)),
         }
     }
 }

@@ -18,7 +18,7 @@ fn foreign_keys(kind: Kind) -> &'static [(&'static str, Kind)] {
         Kind::Targets => &[("upstream", Kind::Upstreams)],
         Kind::Snis => &[("certificate", Kind::Certificates)],
         Kind::Services | Kind::Upstreams => &[("client_certificate", Kind::Certificates)],
-        Kind::Consumers | Kind::Certificates => &[],
+        Kind::Consumers | Kind::CaCertificates | Kind::Certificates => &[],
     }
 }
 

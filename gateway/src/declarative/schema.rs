@@ -229,6 +229,31 @@ const HASH_ON: &[&str] = &[
 /// Kong's default `healthchecks` record of an upstream.
 const HEALTHCHECKS: &str = r#"{"active":{"type":"http","timeout":1,"concurrency":10,"http_path":"/","https_verify_certificate":true,"https_sni":null,"headers":null,"healthy":{"interval":0,"http_statuses":[200,302],"successes":0},"unhealthy":{"interval":0,"http_statuses":[429,404,500,501,502,503,504,505],"tcp_failures":0,"timeouts":0,"http_failures":0}},"passive":{"type":"http","healthy":{"http_statuses":[200,201,202,203,204,205,206,207,208,226,300,301,302,303,304,305,306,307,308],"successes":0},"unhealthy":{"http_statuses":[429,500,503],"tcp_failures":0,"timeouts":0,"http_failures":0}},"threshold":0}"#;
 
+/// An upstream's `healthchecks` with Kong's defaults filled at every level (a partial
+/// record such as `active: {healthy: {interval: 5}}` keeps the default statuses).
+pub(crate) fn healthchecks_with_defaults(given: &Value) -> Value {
+    let mut out: Value = serde_json::from_str(HEALTHCHECKS).unwrap_or(Value::Null);
+    merge(&mut out, given);
+    out
+}
+
+/// Overlays `given` on `base`: objects merge key by key, anything else replaces.
+fn merge(base: &mut Value, given: &Value) {
+    match (base, given) {
+        (Value::Object(b), Value::Object(g)) => {
+            for (k, v) in g {
+                match b.get_mut(k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (slot, g) => *slot = g.clone(),
+    }
+}
+
 /// Target fields (targets.lua).
 pub const TARGET: &[Field] = &[
     f("id", Ty::Auto, "null"),
@@ -249,6 +274,17 @@ pub const CERTIFICATE: &[Field] = &[
     req("key", Ty::Str),
     f("cert_alt", Ty::Str, "null"),
     f("key_alt", Ty::Str, "null"),
+    f("tags", Ty::StrArray, "null"),
+];
+
+/// CA certificate fields (ca_certificates.lua): trust anchors services name in
+/// `ca_certificates`.
+pub const CA_CERTIFICATE: &[Field] = &[
+    f("id", Ty::Auto, "null"),
+    f("created_at", Ty::Auto, "null"),
+    f("updated_at", Ty::Auto, "null"),
+    req("cert", Ty::Str),
+    f("cert_digest", Ty::Str, "null"),
     f("tags", Ty::StrArray, "null"),
 ];
 

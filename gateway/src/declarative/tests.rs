@@ -335,3 +335,26 @@ fn digest_follows_the_input_not_the_load_time() {
     .unwrap();
     assert_ne!(other.digest_input(), b.digest_input());
 }
+
+#[test]
+fn partial_healthchecks_keep_kongs_nested_defaults_and_ca_certificates_load() {
+    let text = "_format_version: \"3.0\"\nupstreams:\n- name: pool\n  healthchecks:\n    active:\n      healthy: {interval: 5}\n    threshold: 25\nca_certificates:\n- id: 00000000-0000-4000-8000-0000000000ca\n  cert: C\n";
+    let config = load_str("kong.yaml", text).unwrap();
+    let pool = by_name(&config, Kind::Upstreams, "pool");
+    let checks = &pool["healthchecks"];
+    assert_eq!(checks["active"]["healthy"]["interval"], 5);
+    assert_eq!(
+        checks["active"]["healthy"]["http_statuses"],
+        json!([200, 302])
+    );
+    assert_eq!(checks["active"]["healthy"]["successes"], 0);
+    assert_eq!(checks["active"]["unhealthy"]["http_statuses"][0], 429);
+    assert_eq!(
+        checks["passive"]["unhealthy"]["http_statuses"],
+        json!([429, 500, 503])
+    );
+    assert_eq!(checks["threshold"], 25);
+    let ca = &config.get(Kind::CaCertificates)[0];
+    assert_eq!(ca["cert"], "C");
+    assert_eq!(ca["cert_digest"], serde_json::Value::Null);
+}

@@ -1,6 +1,7 @@
 //! Load balancing over an upstream entity's targets: weighted round-robin (a precomputed
 //! smooth weighted schedule, nginx's algorithm), least-connections, and consistent hashing
-//! on Kong's `hash_on` / `hash_fallback` inputs.
+//! on Kong's `hash_on` / `hash_fallback` inputs. Targets the health checks
+//! ([`super::health`]) find unhealthy are skipped.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
+use super::health::{CheckedTarget, UpstreamHealth};
 use crate::declarative::model::{Target, Upstream};
 
 /// One target.
@@ -19,6 +21,8 @@ pub struct Peer {
     pub port: u16,
     /// Weight.
     pub weight: u32,
+    /// Position among the balancer's peers (its health slot).
+    pub index: usize,
     active: Arc<AtomicUsize>,
 }
 
@@ -131,24 +135,41 @@ pub struct Balancer {
     hash_fallback: HashOn,
     /// Host header override.
     pub host_header: Option<String>,
+    /// Health of the peers, in peer order.
+    pub health: Arc<UpstreamHealth>,
 }
 
 impl Balancer {
     /// The balancer of `upstream` over `targets` (weight 0 targets are left out).
     pub fn new(upstream: &Upstream, targets: &[&Target]) -> Self {
+        let mut checked = Vec::new();
         let peers: Vec<Peer> = targets
             .iter()
             .filter(|t| t.weight > 0)
             .filter_map(|t| {
                 let (host, port) = t.target.rsplit_once(':')?;
+                let (host, port) = (host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?);
+                checked.push(CheckedTarget::new(
+                    t.id.clone(),
+                    t.target.clone(),
+                    host.clone(),
+                    port,
+                    t.weight,
+                ));
                 Some(Peer {
-                    host: host.trim_matches(['[', ']']).to_owned(),
-                    port: port.parse().ok()?,
+                    host,
+                    port,
                     weight: t.weight,
+                    index: checked.len() - 1,
                     active: Arc::new(AtomicUsize::new(0)),
                 })
             })
             .collect();
+        let health = Arc::new(UpstreamHealth::new(
+            &upstream.name,
+            &upstream.healthchecks,
+            checked,
+        ));
         let algorithm = match upstream.algorithm.as_str() {
             "least-connections" => Algorithm::LeastConnections,
             "consistent-hashing" => Algorithm::ConsistentHashing,
@@ -175,6 +196,7 @@ impl Balancer {
                 &u.hash_fallback_uri_capture,
             ),
             host_header: upstream.host_header.clone(),
+            health,
         }
     }
 
@@ -183,6 +205,9 @@ impl Balancer {
     pub fn pick(&self, input: &HashInput<'_>, attempt: u32) -> Option<(&Peer, InFlight)> {
         if self.schedule.is_empty() {
             return None;
+        }
+        if self.health.enabled() {
+            return self.pick_healthy(input, attempt);
         }
         let index = match self.algorithm {
             Algorithm::ConsistentHashing => {
@@ -201,6 +226,45 @@ impl Balancer {
             Algorithm::LeastConnections => self.least_connections(),
             Algorithm::RoundRobin => self.round_robin(),
         };
+        let peer = self.peers.get(index)?;
+        peer.active.fetch_add(1, Ordering::Relaxed);
+        Some((peer, InFlight(Arc::clone(&peer.active))))
+    }
+
+    /// [`Self::pick`] skipping unhealthy peers: the next healthy one in schedule order
+    /// (or the least loaded healthy one); `None` when none is healthy or the healthy weight
+    /// is below `healthchecks.threshold`.
+    fn pick_healthy(&self, input: &HashInput<'_>, attempt: u32) -> Option<(&Peer, InFlight)> {
+        let health = &self.health;
+        if !health.above_threshold() {
+            return None;
+        }
+        let start = match self.algorithm {
+            Algorithm::LeastConnections => {
+                let best = self
+                    .peers
+                    .iter()
+                    .filter(|p| health.is_healthy(p.index))
+                    .min_by_key(|p| {
+                        (p.active.load(Ordering::Relaxed) as u64 * 1_000_000) / u64::from(p.weight)
+                    })?;
+                best.active.fetch_add(1, Ordering::Relaxed);
+                return Some((best, InFlight(Arc::clone(&best.active))));
+            }
+            Algorithm::ConsistentHashing => match self
+                .hash_on
+                .key(input)
+                .or_else(|| self.hash_fallback.key(input))
+            {
+                Some(key) => (fnv1a(&key) as usize).wrapping_add(attempt as usize),
+                None => self.next.fetch_add(1, Ordering::Relaxed),
+            },
+            Algorithm::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed),
+        };
+        let n = self.schedule.len();
+        let index = (0..n)
+            .map(|k| self.schedule[start.wrapping_add(k) % n])
+            .find(|i| health.is_healthy(*i))?;
         let peer = self.peers.get(index)?;
         peer.active.fetch_add(1, Ordering::Relaxed);
         Some((peer, InFlight(Arc::clone(&peer.active))))

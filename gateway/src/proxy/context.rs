@@ -119,6 +119,8 @@ pub struct RequestContext {
     pub dns_queries: Vec<DnsQuery>,
     /// Log lines captured while handling this request (when a plugin exports logs).
     pub logs: Option<Arc<crate::observability::logs::RequestLogs>>,
+    /// The TLS connection, for https requests (serializer `request.tls`).
+    pub tls: Option<crate::tls::TlsInfo>,
 }
 
 impl RequestContext {
@@ -155,6 +157,7 @@ impl RequestContext {
             trace_ids: Vec::new(),
             dns_queries: Vec::new(),
             logs: None,
+            tls: None,
         }
     }
 

@@ -59,6 +59,10 @@ async fn handle_request(
     let downstream_upgrade = websocket::is_upgrade(&parts.headers)
         .then(|| parts.extensions.remove::<OnUpgrade>())
         .flatten();
+    if let Some(tls) = parts.extensions.remove::<crate::tls::TlsInfo>() {
+        ctx.scheme = "https";
+        ctx.tls = Some(tls);
+    }
     ctx.conf = Some(Arc::clone(&shared.conf));
     ctx.version = parts.version;
     ctx.request_headers = parts.headers.clone();
@@ -117,7 +121,11 @@ async fn handle_request(
         listen_port,
         path: &path,
         headers: &parts.headers,
-        sni: None,
+        // An https request without SNI matches no route that lists snis.
+        sni: ctx
+            .tls
+            .as_ref()
+            .map(|t| t.sni.as_deref().unwrap_or_default()),
     });
     let Some(found) = found else {
         let err = GatewayError::new(ErrorKind::NoRoute, Side::Downstream, path);
@@ -126,7 +134,16 @@ async fn handle_request(
     ctx.route = Some(Arc::clone(&found.route));
     ctx.service = found.service.clone();
     ctx.uri_captures = found.uri_captures.clone();
-    if !found.route.protocols.iter().any(|p| p == "http") {
+    let lists = |p: &str| found.route.protocols.iter().any(|r| r == p);
+    // The forwarded protocol counts as Kong's: X-Forwarded-Proto from a trusted peer.
+    let forwarded_https = || {
+        headers::is_trusted(&shared.conf, peer.ip())
+            && parts
+                .headers
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+    };
+    if ctx.scheme != "https" && lists("https") && !lists("http") && !forwarded_https() {
         let status = found.route.https_redirect_status_code;
         let location = format!("https://{}{}", ctx.host, ctx.uri);
         let err = GatewayError::new(

@@ -10,6 +10,8 @@ pub mod context;
 pub mod dns;
 pub mod handler;
 pub mod headers;
+pub mod health;
 pub mod tls;
 pub mod upstream;
 pub mod websocket;
+pub mod write_timeout;

@@ -10,6 +10,7 @@ use super::balancer::{HashInput, InFlight};
 use super::body::{self, ProxyBody};
 use super::context::{unix_ms, unix_ns, DnsQuery, RequestContext, Try};
 use super::dns::DnsCache;
+use super::health::Outcome;
 use crate::declarative::model::Service;
 use crate::error::{ErrorKind, GatewayError, Side};
 use crate::state::Runtime;
@@ -63,7 +64,13 @@ pub async fn send(
             format!("protocol {} upstreams are not supported", service.protocol),
         ));
     }
-    let client = runtime.client(service.connect_timeout);
+    let Some(client) = runtime.client_for(service) else {
+        return Err(GatewayError::new(
+            ErrorKind::BadGateway,
+            Side::Internal,
+            "the service's upstream TLS settings are invalid",
+        ));
+    };
     let balancer = runtime.balancers.get(&service.host);
     let read_timeout = Duration::from_millis(service.read_timeout);
     let mut statuses: Vec<String> = Vec::new();
@@ -84,10 +91,12 @@ pub async fn send(
             captures: &ctx.uri_captures,
         };
         let mut in_flight = None;
+        let mut peer_index = None;
         let (host, port) = match balancer {
             Some(b) => match b.pick(&input, attempt) {
                 Some((peer, guard)) => {
                     in_flight = Some(guard);
+                    peer_index = Some(peer.index);
                     (peer.host.clone(), peer.port)
                 }
                 None => {
@@ -160,6 +169,9 @@ pub async fn send(
         let result = tokio::time::timeout(read_timeout, client.request(request)).await;
         let (error, connect_failed) = match result {
             Ok(Ok(response)) => {
+                if let (Some(b), Some(i)) = (balancer, peer_index) {
+                    b.health.passive_status(i, response.status().as_u16());
+                }
                 statuses.push(response.status().as_u16().to_string());
                 ctx.upstream_status = statuses.join(", ");
                 return Ok((response, in_flight));
@@ -170,6 +182,14 @@ pub async fn send(
                 false,
             ),
         };
+        if let (Some(b), Some(i)) = (balancer, peer_index) {
+            let outcome = if error.kind == ErrorKind::Timeout {
+                Outcome::Timeout
+            } else {
+                Outcome::TcpFailure
+            };
+            b.health.passive_outcome(i, outcome);
+        }
         let code = error.status();
         statuses.push(code.to_string());
         ctx.upstream_status = statuses.join(", ");

@@ -2,6 +2,8 @@
 
 mod admin;
 mod cli;
+mod health;
+mod limits;
 mod opentelemetry;
 mod otel_logs;
 mod prometheus;
@@ -9,3 +11,4 @@ mod proxy;
 mod status;
 mod support;
 mod tcp_log;
+mod tls;

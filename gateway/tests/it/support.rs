@@ -435,3 +435,40 @@ pub(crate) async fn tls_echo_server() -> (Echo, tempfile::TempDir) {
     };
     (echo, dir)
 }
+
+/// An HTTPS server with `config` that answers every request with `ok`.
+pub(crate) async fn tls_server(config: Arc<rustls::ServerConfig>) -> Echo {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                _ = &mut stopped => break,
+            };
+            let (acceptor, counter) = (acceptor.clone(), Arc::clone(&counter));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = service_fn(move |_req: Request<Incoming>| {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok")))) }
+                });
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await
+                    .ok();
+            });
+        }
+    });
+    Echo {
+        addr,
+        hits,
+        stop: Some(stop),
+    }
+}
