@@ -304,6 +304,8 @@ pub struct Shared {
     pub counters: Counters,
     /// Resolved upstream host names.
     pub dns: crate::proxy::dns::DnsCache,
+    /// Idle connections to plain upstreams.
+    pub pool: Arc<crate::proxy::h1::pool::Pool>,
     /// Serializes configuration writes (Admin API), never taken on the proxy path.
     pub write_lock: tokio::sync::Mutex<()>,
 }
@@ -317,6 +319,7 @@ impl Shared {
             conf: Arc::new(conf),
             counters: Counters::default(),
             dns: crate::proxy::dns::DnsCache::default(),
+            pool: Arc::default(),
             write_lock: tokio::sync::Mutex::new(()),
         }))
     }

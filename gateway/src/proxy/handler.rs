@@ -3,15 +3,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 
-use super::balancer::InFlight;
-use super::body::{self, LoggedBody, ReadTimeout};
+use super::body::{self, LoggedBody};
 use super::context::RequestContext;
 use super::headers::{self, Forwarded};
 use super::upstream::{self, Outgoing};
@@ -187,6 +185,7 @@ pub async fn handle(
     match upstream::send(
         &runtime,
         &shared.dns,
+        &shared.pool,
         &service,
         &out,
         request_body,
@@ -194,18 +193,19 @@ pub async fn handle(
     )
     .await
     {
-        Ok((mut response, in_flight)) => {
-            let upgrade = match downstream_upgrade {
-                Some(downstream) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                    let upstream = hyper::upgrade::on(&mut response);
+        Ok(proxied_response) => {
+            let upstream::Proxied { response, upgrade } = proxied_response;
+            let protocol = match (downstream_upgrade, upgrade) {
+                (Some(downstream), Some(upstream))
+                    if response.status() == StatusCode::SWITCHING_PROTOCOLS =>
+                {
                     websocket::splice(downstream, upstream);
                     response.headers().get(http::header::UPGRADE).cloned()
                 }
                 _ => None,
             };
-            let timeout = Duration::from_millis(service.read_timeout);
-            let mut reply = proxied(&shared, ctx, response, timeout, in_flight, plugins);
-            if let Some(protocol) = upgrade {
+            let mut reply = proxied(&shared, ctx, response, plugins);
+            if let Some(protocol) = protocol {
                 websocket::restore_response_headers(reply.headers_mut(), protocol);
             }
             reply
@@ -281,15 +281,13 @@ fn finisher(plugins: PluginList) -> body::Finisher {
 fn proxied(
     shared: &Shared,
     mut ctx: RequestContext,
-    response: Response<Incoming>,
-    read_timeout: Duration,
-    in_flight: Option<InFlight>,
+    response: Response<body::ProxyBody>,
     plugins: PluginList,
 ) -> GatewayResponse {
     let upstream_latency = ctx.elapsed_ms().saturating_sub(ctx.latencies.kong);
     ctx.latencies.proxy = Some(upstream_latency);
     ctx.source = "upstream";
-    let (mut parts, incoming) = response.into_parts();
+    let (mut parts, upstream_body) = response.into_parts();
     // The client gets the gateway's HTTP version, not the upstream's (an HTTP/1.0 upstream
     // still answers an HTTP/1.1 client in HTTP/1.1).
     parts.version = Version::HTTP_11;
@@ -308,11 +306,6 @@ fn proxied(
     }
     ctx.status = status;
     ctx.response_headers = parts.headers.clone();
-    let upstream_body = body::boxed(ReadTimeout::new(
-        body::boxed(incoming),
-        read_timeout,
-        in_flight,
-    ));
     let body = LoggedBody::new(upstream_body, ctx, Arc::clone(&plugins), finisher(plugins));
     Response::from_parts(parts, body)
 }

@@ -2,13 +2,16 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, Method, Request, Response};
-use hyper::body::Incoming;
+use std::sync::Arc;
 
-use super::balancer::{HashInput, InFlight};
-use super::body::{self, ProxyBody};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
+
+use super::balancer::HashInput;
+use super::body::{self, ProxyBody, ReadTimeout};
 use super::context::{unix_ms, RequestContext, Try};
 use super::dns::DnsCache;
+use super::h1;
 use crate::declarative::model::Service;
 use crate::error::{ErrorKind, GatewayError, Side};
 use crate::state::Runtime;
@@ -22,6 +25,34 @@ pub struct Outgoing {
     pub path_and_query: String,
     /// Headers sent upstream.
     pub headers: HeaderMap,
+}
+
+/// The upstream side of a `101 Switching Protocols` response.
+pub enum Upgrade {
+    /// A plain connection, taken from the HTTP/1.1 client.
+    Plain(h1::Upgraded),
+    /// A TLS connection, upgraded by hyper.
+    Hyper(OnUpgrade),
+}
+
+/// An upstream response whose body streams under the service's `read_timeout` and holds the
+/// balancer's in-flight count until it ends.
+pub struct Proxied {
+    /// The response.
+    pub response: Response<ProxyBody>,
+    /// The upgraded connection of a `101` response.
+    pub upgrade: Option<Upgrade>,
+}
+
+fn classify_plain(error: &h1::Error) -> GatewayError {
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::BadGateway
+    };
+    let mut e = GatewayError::new(kind, Side::Upstream, error.to_string());
+    e.retry = error.is_connect() || error.is_timeout();
+    e
 }
 
 fn classify(error: &hyper_util::client::legacy::Error) -> GatewayError {
@@ -49,11 +80,12 @@ fn classify(error: &hyper_util::client::legacy::Error) -> GatewayError {
 pub async fn send(
     runtime: &Runtime,
     dns: &DnsCache,
+    pool: &Arc<h1::pool::Pool>,
     service: &Service,
     out: &Outgoing,
     mut request_body: Option<ProxyBody>,
     ctx: &mut RequestContext,
-) -> Result<(Response<Incoming>, Option<InFlight>), GatewayError> {
+) -> Result<Proxied, GatewayError> {
     let tls = matches!(service.protocol.as_str(), "https" | "wss");
     if !tls && !matches!(service.protocol.as_str(), "http" | "ws") {
         return Err(GatewayError::new(
@@ -62,7 +94,10 @@ pub async fn send(
             format!("protocol {} upstreams are not supported", service.protocol),
         ));
     }
-    let client = runtime.client(service.connect_timeout);
+    let timeouts = h1::Timeouts {
+        connect: Duration::from_millis(service.connect_timeout),
+        read: Duration::from_millis(service.read_timeout),
+    };
     let balancer = runtime.balancers.get(&service.host);
     let read_timeout = Duration::from_millis(service.read_timeout);
     let mut statuses: Vec<String> = Vec::new();
@@ -106,53 +141,54 @@ pub async fn send(
                 format!("{host}: {e}"),
             )
         })?;
-        let ip = addr.ip().to_string();
         ctx.tries.push(Try {
             balancer_start,
-            ip: ip.clone(),
+            ip: addr.ip().to_string(),
             port: addr.port(),
             balancer_latency: started.elapsed().as_millis() as u64,
             state: None,
             code: None,
         });
-        let body = request_body.take().unwrap_or_else(body::empty);
-        // TLS connections name the host (SNI) and pool per host; plain ones connect to the
-        // resolved address directly.
-        let uri = if tls {
-            let host = if host.contains(':') && !host.starts_with('[') {
-                format!("[{host}]")
-            } else {
-                host.clone()
-            };
-            format!("https://{host}:{port}{}", out.path_and_query)
-        } else {
-            let port = addr.port();
-            if addr.is_ipv6() {
-                format!("http://[{ip}]:{port}{}", out.path_and_query)
-            } else {
-                format!("http://{ip}:{port}{}", out.path_and_query)
-            }
-        };
-        let mut builder = Request::builder().method(out.method.clone()).uri(uri);
-        if let Some(h) = builder.headers_mut() {
-            *h = out.headers.clone();
-        }
-        let request = builder
-            .body(body)
-            .map_err(|e| GatewayError::new(ErrorKind::Internal, Side::Internal, e.to_string()))?;
         ctx.latencies.kong = ctx.elapsed_ms();
-        let result = tokio::time::timeout(read_timeout, client.request(request)).await;
-        let (error, connect_failed) = match result {
-            Ok(Ok(response)) => {
-                statuses.push(response.status().as_u16().to_string());
-                ctx.upstream_status = statuses.join(", ");
-                return Ok((response, in_flight));
+        let (error, connect_failed) = if tls {
+            let request = hyper_request(&host, port, out, request_body.take())?;
+            let client = runtime.client(service.connect_timeout);
+            match tokio::time::timeout(read_timeout, client.request(request)).await {
+                Ok(Ok(mut response)) => {
+                    let status = response.status();
+                    record_status(ctx, &mut statuses, status);
+                    let upgrade = (status == StatusCode::SWITCHING_PROTOCOLS)
+                        .then(|| Upgrade::Hyper(hyper::upgrade::on(&mut response)));
+                    let response = response.map(|incoming| {
+                        body::boxed(ReadTimeout::new(
+                            body::boxed(incoming),
+                            read_timeout,
+                            in_flight,
+                        ))
+                    });
+                    return Ok(Proxied { response, upgrade });
+                }
+                Ok(Err(e)) => (classify(&e), e.is_connect()),
+                Err(_) => (read_timed_out(), false),
             }
-            Ok(Err(e)) => (classify(&e), e.is_connect()),
-            Err(_) => (
-                GatewayError::new(ErrorKind::Timeout, Side::Upstream, "read timeout"),
-                false,
-            ),
+        } else {
+            let plain = h1::Outgoing {
+                method: &out.method,
+                path_and_query: &out.path_and_query,
+                headers: &out.headers,
+            };
+            let sent = h1::send(pool, addr, timeouts, &plain, request_body.take());
+            match tokio::time::timeout(read_timeout, sent).await {
+                Ok(Ok((mut response, upgraded))) => {
+                    record_status(ctx, &mut statuses, response.status());
+                    response.body_mut().hold(in_flight);
+                    let response = response.map(body::boxed);
+                    let upgrade = upgraded.map(Upgrade::Plain);
+                    return Ok(Proxied { response, upgrade });
+                }
+                Ok(Err(e)) => (classify_plain(&e), e.is_connect()),
+                Err(_) => (read_timed_out(), false),
+            }
         };
         let code = error.status();
         statuses.push(code.to_string());
@@ -174,4 +210,39 @@ pub async fn send(
     }
     Err(last_error
         .unwrap_or_else(|| GatewayError::new(ErrorKind::BadGateway, Side::Upstream, "no try made")))
+}
+
+fn read_timed_out() -> GatewayError {
+    GatewayError::new(ErrorKind::Timeout, Side::Upstream, "read timeout")
+}
+
+fn record_status(ctx: &mut RequestContext, statuses: &mut Vec<String>, status: StatusCode) {
+    if statuses.is_empty() {
+        ctx.upstream_status = status.as_str().to_owned();
+    } else {
+        statuses.push(status.as_str().to_owned());
+        ctx.upstream_status = statuses.join(", ");
+    }
+}
+
+/// The request of a TLS service, for the hyper client (which pools per host for SNI).
+fn hyper_request(
+    host: &str,
+    port: u16,
+    out: &Outgoing,
+    body: Option<ProxyBody>,
+) -> Result<Request<ProxyBody>, GatewayError> {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let uri = format!("https://{host}:{port}{}", out.path_and_query);
+    let mut builder = Request::builder().method(out.method.clone()).uri(uri);
+    if let Some(h) = builder.headers_mut() {
+        *h = out.headers.clone();
+    }
+    builder
+        .body(body.unwrap_or_else(body::empty))
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, Side::Internal, e.to_string()))
 }
