@@ -300,6 +300,8 @@ pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     /// kong.conf settings.
     pub conf: Arc<KongConf>,
+    /// kong.conf's header settings, resolved for the proxy path.
+    pub kong_headers: crate::proxy::headers::KongHeaders,
     /// Counters.
     pub counters: Counters,
     /// Resolved upstream host names.
@@ -316,6 +318,7 @@ impl Shared {
         let tls = crate::proxy::tls::client_config()?;
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(Runtime::build(config, None, &tls)),
+            kong_headers: crate::proxy::headers::KongHeaders::new(&conf),
             conf: Arc::new(conf),
             counters: Counters::default(),
             dns: crate::proxy::dns::DnsCache::default(),

@@ -41,14 +41,15 @@ pub async fn handle(
         .flatten();
     ctx.conf = Some(Arc::clone(&shared.conf));
     ctx.version = parts.version;
-    ctx.request_headers = parts.headers.clone();
+    // The context owns the client's headers; the router and the plugins borrow them.
+    ctx.request_headers = std::mem::take(&mut parts.headers);
     ctx.method = parts.method.as_str().to_owned();
     ctx.uri = parts
         .uri
         .path_and_query()
         .map_or_else(|| "/".to_owned(), ToString::to_string);
-    let host_header = parts
-        .headers
+    let host_header = ctx
+        .request_headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
@@ -60,25 +61,16 @@ pub async fn handle(
     // The peer's address as text, formatted once (RequestContext::new) for every header.
     let peer_text = ctx.client_ip.clone();
     if headers::is_trusted(&shared.conf, peer.ip()) {
-        if let Some(real) = parts
-            .headers
+        if let Some(real) = ctx
+            .request_headers
             .get(shared.conf.real_ip_header.as_str())
             .and_then(|v| v.to_str().ok())
         {
             ctx.client_ip = real.trim().to_owned();
         }
     }
-    let accept = header_str(&parts.headers, ACCEPT);
-    let content_type = header_str(&parts.headers, CONTENT_TYPE);
     let respond_error = |ctx: RequestContext, err: GatewayError, plugins: PluginList| {
-        error_response(
-            &shared,
-            ctx,
-            &err,
-            accept.as_deref(),
-            content_type.as_deref(),
-            plugins,
-        )
+        error_response(&shared, ctx, &err, plugins)
     };
 
     let globals = runtime.global_plugins();
@@ -94,7 +86,7 @@ pub async fn handle(
         host: host_header.as_deref(),
         listen_port,
         path: &path,
-        headers: &parts.headers,
+        headers: &ctx.request_headers,
         sni: None,
     });
     let Some(found) = found else {
@@ -148,13 +140,13 @@ pub async fn handle(
         .matched_path
         .as_deref()
         .filter(|p| found.route.strip_path && *p != "/");
-    let mut out_headers = std::mem::take(&mut ctx.request_headers);
-    let http_version = if parts.version == Version::HTTP_2 {
-        "2"
+    // Plugins read the client's headers in the log phase: they keep a copy only when some
+    // plugin runs.
+    let mut out_headers = if plugins.is_empty() {
+        std::mem::take(&mut ctx.request_headers)
     } else {
-        "1.1"
+        ctx.request_headers.clone()
     };
-    ctx.request_headers = out_headers.clone();
     headers::upstream_request(
         &mut out_headers,
         &Forwarded {
@@ -166,12 +158,12 @@ pub async fn handle(
             port: listen_port,
             path: parts.uri.path(),
             prefix,
-            http_version,
+            http2: parts.version == Version::HTTP_2,
             upstream_host: &upstream_host,
             request_id: &ctx.request_id,
         },
         &shared.conf,
-        &shared.conf.server_version,
+        &shared.kong_headers,
     );
     if downstream_upgrade.is_some() {
         websocket::set_upgrade_headers(&mut out_headers);
@@ -211,6 +203,10 @@ pub async fn handle(
             reply
         }
         Err(err) => {
+            if plugins.is_empty() {
+                // The error's media type follows the client's Accept / Content-Type.
+                ctx.request_headers = out.headers;
+            }
             tracing::debug!(error = %err, "proxy error");
             respond_error(ctx, err, plugins)
         }
@@ -256,10 +252,30 @@ fn upstream_host(
         "https" | "grpcs" | "wss" => 443,
         _ => 80,
     };
-    if service.port == default_port {
-        service.host.clone()
-    } else {
-        format!("{}:{}", service.host, service.port)
+    let mut host = String::with_capacity(service.host.len() + 6);
+    host.push_str(&service.host);
+    if service.port != default_port {
+        host.push(':');
+        push_decimal(&mut host, service.port);
+    }
+    host
+}
+
+/// Appends `n` in decimal without the formatting machinery.
+fn push_decimal(text: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        text.push(char::from(d));
     }
 }
 
@@ -294,8 +310,7 @@ fn proxied(
     let status = parts.status.as_u16();
     headers::proxied_response(
         &mut parts.headers,
-        &shared.conf,
-        &shared.conf.server_version,
+        &shared.kong_headers,
         upstream_latency,
         ctx.latencies.kong,
         status,
@@ -305,7 +320,9 @@ fn proxied(
         plugin.header_filter(&mut ctx, &mut parts.headers);
     }
     ctx.status = status;
-    ctx.response_headers = parts.headers.clone();
+    if !plugins.is_empty() {
+        ctx.response_headers = parts.headers.clone();
+    }
     let body = LoggedBody::new(upstream_body, ctx, Arc::clone(&plugins), finisher(plugins));
     Response::from_parts(parts, body)
 }
@@ -338,8 +355,7 @@ fn kong_generated(
     }
     headers::kong_response(
         headers,
-        &shared.conf,
-        &shared.conf.server_version,
+        &shared.kong_headers,
         ctx.latencies.kong,
         &ctx.request_id,
     );
@@ -380,13 +396,13 @@ fn error_response(
     shared: &Shared,
     ctx: RequestContext,
     err: &GatewayError,
-    accept: Option<&str>,
-    content_type: Option<&str>,
     plugins: PluginList,
 ) -> GatewayResponse {
+    let accept = header_str(&ctx.request_headers, ACCEPT);
+    let content_type = header_str(&ctx.request_headers, CONTENT_TYPE);
     let media = error::media_type(
-        accept,
-        content_type,
+        accept.as_deref(),
+        content_type.as_deref(),
         &shared.conf.error_default_type,
         err.from_nginx(),
     );
@@ -409,4 +425,16 @@ fn error_response(
         text.into(),
         plugins,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn push_decimal_matches_display() {
+        for n in [0u16, 7, 10, 80, 443, 8000, 65535] {
+            let mut text = String::from("h:");
+            super::push_decimal(&mut text, n);
+            assert_eq!(text, format!("h:{n}"));
+        }
+    }
 }

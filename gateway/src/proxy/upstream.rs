@@ -143,7 +143,7 @@ pub async fn send(
         })?;
         ctx.tries.push(Try {
             balancer_start,
-            ip: addr.ip().to_string(),
+            ip: super::context::ip_text(addr.ip()),
             port: addr.port(),
             balancer_latency: started.elapsed().as_millis() as u64,
             state: None,

@@ -40,6 +40,8 @@ pub struct Upgraded {
 /// The body of one upstream response.
 pub struct UpstreamBody {
     conn: Option<Conn>,
+    /// Body bytes read with the head, sent before anything read later.
+    pending: Bytes,
     state: State,
     keep_alive: bool,
     pool: Arc<Pool>,
@@ -51,10 +53,11 @@ pub struct UpstreamBody {
 }
 
 impl UpstreamBody {
-    /// The body delimited by `length` on `conn`; `keep_alive` when the connection may be
-    /// reused after it.
+    /// The body delimited by `length` on `conn`, starting with `pending`; `keep_alive` when
+    /// the connection may be reused after it.
     pub(super) fn new(
-        conn: Conn,
+        mut conn: Conn,
+        mut pending: Bytes,
         length: BodyLength,
         keep_alive: bool,
         pool: Arc<Pool>,
@@ -67,8 +70,14 @@ impl UpstreamBody {
             BodyLength::Chunked => State::Chunked(Chunked::default()),
             BodyLength::UntilClose => State::UntilClose,
         };
+        if matches!(state, State::Chunked(_)) {
+            // The chunked decoder works on the read buffer.
+            conn.buf.extend_from_slice(&pending);
+            pending = Bytes::new();
+        }
         let mut body = Self {
             conn: Some(conn),
+            pending,
             state,
             keep_alive,
             pool,
@@ -88,6 +97,7 @@ impl UpstreamBody {
     pub(super) fn empty(pool: Arc<Pool>, addr: SocketAddr) -> Self {
         Self {
             conn: None,
+            pending: Bytes::new(),
             state: State::Done,
             keep_alive: false,
             pool,
@@ -109,7 +119,7 @@ impl UpstreamBody {
     fn release(&mut self) {
         self.state = State::Done;
         if let Some(conn) = self.conn.take() {
-            if self.keep_alive && conn.buf.is_empty() {
+            if self.keep_alive && conn.buf.is_empty() && self.pending.is_empty() {
                 self.pool.checkin(self.addr, conn);
             }
         }
@@ -164,6 +174,24 @@ impl Body for UpstreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
+            if !this.pending.is_empty() {
+                match &mut this.state {
+                    State::Exact(remaining) => {
+                        let take = (*remaining).min(this.pending.len() as u64);
+                        *remaining -= take;
+                        let data = this.pending.split_to(take as usize);
+                        if *remaining == 0 {
+                            this.release();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    State::UntilClose => {
+                        let data = std::mem::take(&mut this.pending);
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    _ => {}
+                }
+            }
             let buffered = this.conn.as_ref().map_or(0, |c| c.buf.len());
             match &mut this.state {
                 State::Done => return Poll::Ready(None),

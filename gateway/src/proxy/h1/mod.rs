@@ -57,6 +57,9 @@ pub enum Error {
     /// The response is not valid HTTP/1.x.
     #[error("invalid response: {0}")]
     Invalid(String),
+    /// More header lines than the parser was given room for.
+    #[error("too many response headers")]
+    TooManyHeaders,
 }
 
 impl Error {
@@ -128,6 +131,8 @@ async fn read_head(conn: &mut Conn, method: &Method) -> Result<response::Head, E
                 if !interim {
                     return Ok(head);
                 }
+                // What followed the interim response is the next head.
+                conn.buf.extend_from_slice(&head.rest);
                 continue;
             }
         }
@@ -185,12 +190,13 @@ pub async fn send(
     let (body, upgraded) = if upgraded {
         let upgraded = Upgraded {
             stream: conn.stream,
-            read_ahead: conn.buf.freeze(),
+            read_ahead: response.rest,
         };
         (UpstreamBody::empty(Arc::clone(pool), addr), Some(upgraded))
     } else {
         let body = UpstreamBody::new(
             conn,
+            response.rest,
             response.length,
             response.keep_alive,
             Arc::clone(pool),
