@@ -319,10 +319,11 @@ fn proxied(
     for plugin in plugins.iter() {
         plugin.header_filter(&mut ctx, &mut parts.headers);
     }
-    ctx.status = status;
-    if !plugins.is_empty() {
-        ctx.response_headers = parts.headers.clone();
+    if plugins.is_empty() {
+        return Response::from_parts(parts, LoggedBody::passthrough(upstream_body));
     }
+    ctx.status = status;
+    ctx.response_headers = parts.headers.clone();
     let body = LoggedBody::new(upstream_body, ctx, Arc::clone(&plugins), finisher(plugins));
     Response::from_parts(parts, body)
 }

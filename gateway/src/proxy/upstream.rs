@@ -9,7 +9,7 @@ use hyper::upgrade::OnUpgrade;
 
 use super::balancer::HashInput;
 use super::body::{self, ProxyBody, ReadTimeout};
-use super::context::{unix_ms, RequestContext, Try};
+use super::context::{RequestContext, Try};
 use super::dns::DnsCache;
 use super::h1;
 use crate::declarative::model::Service;
@@ -108,8 +108,10 @@ pub async fn send(
         None => http::Uri::default(),
     };
     for attempt in 0..=service.retries {
-        let balancer_start = unix_ms();
+        // Two clock reads per try: the balancer's start and its end (which is also where
+        // Kong's own latency ends); the Unix time is derived from the request's start.
         let started = std::time::Instant::now();
+        let balancer_start = ctx.started_at + ms(started.saturating_duration_since(ctx.start));
         let input = HashInput {
             client_ip: &ctx.client_ip,
             headers: &out.headers,
@@ -141,15 +143,16 @@ pub async fn send(
                 format!("{host}: {e}"),
             )
         })?;
+        let balanced = std::time::Instant::now();
         ctx.tries.push(Try {
             balancer_start,
             ip: super::context::ip_text(addr.ip()),
             port: addr.port(),
-            balancer_latency: started.elapsed().as_millis() as u64,
+            balancer_latency: ms(balanced.saturating_duration_since(started)),
             state: None,
             code: None,
         });
-        ctx.latencies.kong = ctx.elapsed_ms();
+        ctx.latencies.kong = ms(balanced.saturating_duration_since(ctx.start));
         let (error, connect_failed) = if tls {
             let request = hyper_request(&host, port, out, request_body.take())?;
             let client = runtime.client(service.connect_timeout);
@@ -210,6 +213,10 @@ pub async fn send(
     }
     Err(last_error
         .unwrap_or_else(|| GatewayError::new(ErrorKind::BadGateway, Side::Upstream, "no try made")))
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn read_timed_out() -> GatewayError {
