@@ -32,27 +32,41 @@ const X_KONG_RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-resp
 
 /// Removes hop-by-hop headers, including the ones named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names instead of a lookup per name. Names
-    // listed in `Connection` only count when `Connection` itself is there.
-    let any = headers
-        .keys()
-        .any(|name| name == http::header::TE || HOP_BY_HOP.contains(name));
-    if !any {
+    // One pass over the names finds which hop-by-hop headers are there (most messages carry
+    // none, or only `Connection: keep-alive`), instead of a lookup per name.
+    let mut present = 0u8;
+    let mut te = false;
+    for name in headers.keys() {
+        if name == http::header::TE {
+            te = true;
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 && !te {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
+    // HOP_BY_HOP[0] is `Connection`: the names it lists go too (`keep-alive` is in the list).
+    if present & 1 != 0 {
+        let named: Vec<HeaderName> = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|s| HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes()).ok())
+            .collect();
+        for name in &named {
+            headers.remove(name);
+        }
     }
-    if !headers.contains_key(http::header::TE) {
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    if !te || !headers.contains_key(http::header::TE) {
         return;
     }
     let te_trailers = headers.get_all(http::header::TE).iter().any(|v| {
@@ -324,6 +338,25 @@ mod tests {
         assert!(in_cidr("127.0.0.1", ip("127.0.0.1")));
         assert!(in_cidr("::/0", ip("::1")));
         assert!(!in_cidr("::/0", ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn hop_by_hop_only_what_is_there() {
+        let mut h = HeaderMap::new();
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        h.insert("content-length", HeaderValue::from_static("2"));
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        h.insert("connection", HeaderValue::from_static("keep-alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("upgrade", HeaderValue::from_static("h2c"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        h.insert("connection", HeaderValue::from_static("x-keep"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("x-keep").is_none() && h.get("connection").is_none());
+        assert_eq!(h["content-length"], "2");
     }
 
     #[test]
