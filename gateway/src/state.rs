@@ -398,10 +398,14 @@ pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     /// kong.conf settings.
     pub conf: Arc<KongConf>,
+    /// kong.conf's header settings, resolved for the proxy path.
+    pub kong_headers: crate::proxy::headers::KongHeaders,
     /// Counters.
     pub counters: Counters,
     /// Resolved upstream host names.
     pub dns: crate::proxy::dns::DnsCache,
+    /// Idle connections to plain upstreams.
+    pub pool: Arc<crate::proxy::h1::pool::Pool>,
     /// Serializes configuration writes (Admin API), never taken on the proxy path.
     pub write_lock: tokio::sync::Mutex<()>,
     /// Server certificates of the `ssl` proxy listeners, rebuilt with the configuration.
@@ -430,9 +434,11 @@ impl Shared {
         let certs = cert_table(&runtime.model, &default_cert);
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
+            kong_headers: crate::proxy::headers::KongHeaders::new(&conf),
             conf: Arc::new(conf),
             counters: Counters::default(),
             dns: crate::proxy::dns::DnsCache::default(),
+            pool: Arc::default(),
             write_lock: tokio::sync::Mutex::new(()),
             server_certs: Arc::new(ArcSwap::from_pointee(certs)),
             default_cert,

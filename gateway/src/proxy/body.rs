@@ -11,6 +11,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, SizeHint};
 
+use std::sync::Arc;
+
 use super::balancer::InFlight;
 use super::context::RequestContext;
 use crate::plugins::PluginList;
@@ -121,6 +123,16 @@ impl LoggedBody {
         }
     }
 
+    /// Wraps `inner` for a request no plugin runs on: nothing to filter, count or log.
+    pub fn passthrough(inner: ProxyBody) -> Self {
+        Self {
+            inner,
+            ctx: None,
+            plugins: Arc::new([]),
+            finish: None,
+        }
+    }
+
     fn complete(&mut self) {
         if let (Some(ctx), Some(finish)) = (self.ctx.take(), self.finish.take()) {
             finish(ctx);
@@ -191,7 +203,7 @@ impl Drop for LoggedBody {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     use http_body_util::BodyExt;
 

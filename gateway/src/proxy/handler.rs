@@ -3,15 +3,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 
-use super::balancer::InFlight;
-use super::body::{self, LoggedBody, ReadTimeout};
+use super::body::{self, LoggedBody};
 use super::context::RequestContext;
 use super::headers::{self, Forwarded};
 use super::upstream::{self, Outgoing};
@@ -65,16 +63,17 @@ async fn handle_request(
     }
     ctx.conf = Some(Arc::clone(&shared.conf));
     ctx.version = parts.version;
-    ctx.request_headers = parts.headers.clone();
+    // The context owns the client's headers; the router and the plugins borrow them.
+    ctx.request_headers = std::mem::take(&mut parts.headers);
     ctx.method = parts.method.as_str().to_owned();
     ctx.uri = parts
         .uri
         .path_and_query()
         .map_or_else(|| "/".to_owned(), ToString::to_string);
     ctx.request_size =
-        crate::plugins::prometheus::request_head_size(&ctx.method, &ctx.uri, &parts.headers);
-    let host_header = parts
-        .headers
+        crate::plugins::prometheus::request_head_size(&ctx.method, &ctx.uri, &ctx.request_headers);
+    let host_header = ctx
+        .request_headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
@@ -86,25 +85,16 @@ async fn handle_request(
     // The peer's address as text, formatted once (RequestContext::new) for every header.
     let peer_text = ctx.client_ip.clone();
     if headers::is_trusted(&shared.conf, peer.ip()) {
-        if let Some(real) = parts
-            .headers
+        if let Some(real) = ctx
+            .request_headers
             .get(shared.conf.real_ip_header.as_str())
             .and_then(|v| v.to_str().ok())
         {
             ctx.client_ip = real.trim().to_owned();
         }
     }
-    let accept = header_str(&parts.headers, ACCEPT);
-    let content_type = header_str(&parts.headers, CONTENT_TYPE);
     let respond_error = |ctx: RequestContext, err: GatewayError, plugins: PluginList| {
-        error_response(
-            &shared,
-            ctx,
-            &err,
-            accept.as_deref(),
-            content_type.as_deref(),
-            plugins,
-        )
+        error_response(&shared, ctx, &err, plugins)
     };
 
     let globals = runtime.global_plugins();
@@ -120,7 +110,7 @@ async fn handle_request(
         host: host_header.as_deref(),
         listen_port,
         path: &path,
-        headers: &parts.headers,
+        headers: &ctx.request_headers,
         // An https request without SNI matches no route that lists snis.
         sni: ctx
             .tls
@@ -187,13 +177,13 @@ async fn handle_request(
         .matched_path
         .as_deref()
         .filter(|p| found.route.strip_path && *p != "/");
-    let mut out_headers = std::mem::take(&mut ctx.request_headers);
-    let http_version = if parts.version == Version::HTTP_2 {
-        "2"
+    // Plugins read the client's headers in the log phase: they keep a copy only when some
+    // plugin runs.
+    let mut out_headers = if plugins.is_empty() {
+        std::mem::take(&mut ctx.request_headers)
     } else {
-        "1.1"
+        ctx.request_headers.clone()
     };
-    ctx.request_headers = out_headers.clone();
     headers::upstream_request(
         &mut out_headers,
         &Forwarded {
@@ -205,12 +195,12 @@ async fn handle_request(
             port: listen_port,
             path: parts.uri.path(),
             prefix,
-            http_version,
+            http2: parts.version == Version::HTTP_2,
             upstream_host: &upstream_host,
             request_id: &ctx.request_id,
         },
         &shared.conf,
-        &shared.conf.server_version,
+        &shared.kong_headers,
     );
     if downstream_upgrade.is_some() {
         websocket::set_upgrade_headers(&mut out_headers);
@@ -224,6 +214,7 @@ async fn handle_request(
     match upstream::send(
         &runtime,
         &shared.dns,
+        &shared.pool,
         &service,
         &out,
         request_body,
@@ -231,23 +222,28 @@ async fn handle_request(
     )
     .await
     {
-        Ok((mut response, in_flight)) => {
-            let upgrade = match downstream_upgrade {
-                Some(downstream) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                    let upstream = hyper::upgrade::on(&mut response);
+        Ok(proxied_response) => {
+            let upstream::Proxied { response, upgrade } = proxied_response;
+            let protocol = match (downstream_upgrade, upgrade) {
+                (Some(downstream), Some(upstream))
+                    if response.status() == StatusCode::SWITCHING_PROTOCOLS =>
+                {
                     websocket::splice(downstream, upstream);
                     response.headers().get(http::header::UPGRADE).cloned()
                 }
                 _ => None,
             };
-            let timeout = Duration::from_millis(service.read_timeout);
-            let mut reply = proxied(&shared, ctx, response, timeout, in_flight, plugins);
-            if let Some(protocol) = upgrade {
+            let mut reply = proxied(&shared, ctx, response, plugins);
+            if let Some(protocol) = protocol {
                 websocket::restore_response_headers(reply.headers_mut(), protocol);
             }
             reply
         }
         Err(err) => {
+            if plugins.is_empty() {
+                // The error's media type follows the client's Accept / Content-Type.
+                ctx.request_headers = out.headers;
+            }
             tracing::debug!(error = %err, "proxy error");
             respond_error(ctx, err, plugins)
         }
@@ -293,10 +289,30 @@ fn upstream_host(
         "https" | "grpcs" | "wss" => 443,
         _ => 80,
     };
-    if service.port == default_port {
-        service.host.clone()
-    } else {
-        format!("{}:{}", service.host, service.port)
+    let mut host = String::with_capacity(service.host.len() + 6);
+    host.push_str(&service.host);
+    if service.port != default_port {
+        host.push(':');
+        push_decimal(&mut host, service.port);
+    }
+    host
+}
+
+/// Appends `n` in decimal without the formatting machinery.
+fn push_decimal(text: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        text.push(char::from(d));
     }
 }
 
@@ -320,23 +336,20 @@ fn finisher(plugins: PluginList) -> body::Finisher {
 fn proxied(
     shared: &Shared,
     mut ctx: RequestContext,
-    response: Response<Incoming>,
-    read_timeout: Duration,
-    in_flight: Option<InFlight>,
+    response: Response<body::ProxyBody>,
     plugins: PluginList,
 ) -> GatewayResponse {
     let upstream_latency = ctx.elapsed_ms().saturating_sub(ctx.latencies.kong);
     ctx.latencies.proxy = Some(upstream_latency);
     ctx.source = "upstream";
-    let (mut parts, incoming) = response.into_parts();
+    let (mut parts, upstream_body) = response.into_parts();
     // The client gets the gateway's HTTP version, not the upstream's (an HTTP/1.0 upstream
     // still answers an HTTP/1.1 client in HTTP/1.1).
     parts.version = Version::HTTP_11;
     let status = parts.status.as_u16();
     headers::proxied_response(
         &mut parts.headers,
-        &shared.conf,
-        &shared.conf.server_version,
+        &shared.kong_headers,
         upstream_latency,
         ctx.latencies.kong,
         status,
@@ -345,13 +358,11 @@ fn proxied(
     for plugin in plugins.iter() {
         plugin.header_filter(&mut ctx, &mut parts.headers);
     }
+    if plugins.is_empty() {
+        return Response::from_parts(parts, LoggedBody::passthrough(upstream_body));
+    }
     ctx.status = status;
     ctx.response_headers = parts.headers.clone();
-    let upstream_body = body::boxed(ReadTimeout::new(
-        body::boxed(incoming),
-        read_timeout,
-        in_flight,
-    ));
     let body = LoggedBody::new(upstream_body, ctx, Arc::clone(&plugins), finisher(plugins));
     Response::from_parts(parts, body)
 }
@@ -384,8 +395,7 @@ fn kong_generated(
     }
     headers::kong_response(
         headers,
-        &shared.conf,
-        &shared.conf.server_version,
+        &shared.kong_headers,
         ctx.latencies.kong,
         &ctx.request_id,
     );
@@ -426,13 +436,13 @@ fn error_response(
     shared: &Shared,
     ctx: RequestContext,
     err: &GatewayError,
-    accept: Option<&str>,
-    content_type: Option<&str>,
     plugins: PluginList,
 ) -> GatewayResponse {
+    let accept = header_str(&ctx.request_headers, ACCEPT);
+    let content_type = header_str(&ctx.request_headers, CONTENT_TYPE);
     let media = error::media_type(
-        accept,
-        content_type,
+        accept.as_deref(),
+        content_type.as_deref(),
         &shared.conf.error_default_type,
         err.from_nginx(),
     );
@@ -455,4 +465,16 @@ fn error_response(
         text.into(),
         plugins,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn push_decimal_matches_display() {
+        for n in [0u16, 7, 10, 80, 443, 8000, 65535] {
+            let mut text = String::from("h:");
+            super::push_decimal(&mut text, n);
+            assert_eq!(text, format!("h:{n}"));
+        }
+    }
 }

@@ -32,19 +32,41 @@ const X_KONG_RESPONSE_LATENCY: HeaderName = HeaderName::from_static("x-kong-resp
 
 /// Removes hop-by-hop headers, including the ones named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
+    // One pass over the names finds which hop-by-hop headers are there (most messages carry
+    // none, or only `Connection: keep-alive`), instead of a lookup per name.
+    let mut present = 0u8;
+    let mut te = false;
+    for name in headers.keys() {
+        if name == http::header::TE {
+            te = true;
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
     }
-    if !headers.contains_key(http::header::TE) {
+    if present == 0 && !te {
+        return;
+    }
+    // HOP_BY_HOP[0] is `Connection`: the names it lists go too (`keep-alive` is in the list).
+    if present & 1 != 0 {
+        let named: Vec<HeaderName> = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|s| HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes()).ok())
+            .collect();
+        for name in &named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    if !te || !headers.contains_key(http::header::TE) {
         return;
     }
     let te_trailers = headers.get_all(http::header::TE).iter().any(|v| {
@@ -97,6 +119,64 @@ fn value(s: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(s).ok()
 }
 
+/// kong.conf's header settings resolved once: which of Kong's headers are on, and the values
+/// that never change (`Via`, `Server`), so no request formats or looks them up again.
+#[derive(Debug, Clone)]
+pub struct KongHeaders {
+    upstream_latency: bool,
+    proxy_latency: bool,
+    response_latency: bool,
+    via: bool,
+    server: bool,
+    upstream_status: bool,
+    request_id: bool,
+    upstream_request_id: bool,
+    via_11: Option<HeaderValue>,
+    via_2: Option<HeaderValue>,
+    server_value: Option<HeaderValue>,
+    via_11_text: String,
+    via_2_text: String,
+}
+
+impl KongHeaders {
+    /// The settings of `conf`.
+    pub fn new(conf: &KongConf) -> Self {
+        let version = &conf.server_version;
+        let via_11_text = format!("1.1 kong/{version}");
+        let via_2_text = format!("2 kong/{version}");
+        Self {
+            upstream_latency: conf.header_enabled("x-kong-upstream-latency"),
+            proxy_latency: conf.header_enabled("x-kong-proxy-latency"),
+            response_latency: conf.header_enabled("x-kong-response-latency"),
+            via: conf.header_enabled("via"),
+            server: conf.header_enabled("server"),
+            upstream_status: conf.header_enabled("x-kong-upstream-status"),
+            request_id: conf.header_enabled("x-kong-request-id"),
+            upstream_request_id: conf
+                .headers_upstream
+                .iter()
+                .any(|h| h == "x-kong-request-id"),
+            via_11: value(&via_11_text),
+            via_2: value(&via_2_text),
+            server_value: value(&format!("kong/{version}")),
+            via_11_text,
+            via_2_text,
+        }
+    }
+}
+
+/// `value` after the `prev` list (`prev, value`), or `value` alone.
+fn appended(
+    prev: Option<&HeaderValue>,
+    value: &str,
+    own: Option<&HeaderValue>,
+) -> Option<HeaderValue> {
+    match prev.and_then(|v| v.to_str().ok()) {
+        Some(prev) => HeaderValue::from_str(&format!("{prev}, {value}")).ok(),
+        None => own.cloned(),
+    }
+}
+
 /// What the upstream request headers are computed from.
 #[derive(Debug)]
 pub struct Forwarded<'a> {
@@ -116,8 +196,8 @@ pub struct Forwarded<'a> {
     pub path: &'a str,
     /// Stripped prefix, when strip_path removed one other than `/`.
     pub prefix: Option<&'a str>,
-    /// `1.1` / `2`.
-    pub http_version: &'a str,
+    /// Whether the client spoke HTTP/2 (`Via: 2 kong/…`), else 1.1.
+    pub http2: bool,
     /// Upstream Host header value.
     pub upstream_host: &'a str,
     /// Request id.
@@ -129,9 +209,11 @@ pub fn upstream_request(
     headers: &mut HeaderMap,
     f: &Forwarded<'_>,
     conf: &KongConf,
-    version: &str,
+    kong: &KongHeaders,
 ) {
     strip_hop_by_hop(headers);
+    // Room for Kong's headers without growing the map on the way.
+    headers.reserve(10);
     let trusted = is_trusted(conf, f.peer);
     if let Some(v) = value(f.upstream_host) {
         headers.insert(http::header::HOST, v);
@@ -140,18 +222,15 @@ pub fn upstream_request(
         http::header::CONNECTION,
         HeaderValue::from_static("keep-alive"),
     );
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", f.peer_text),
-        None => f.peer_text.to_owned(),
-    };
-    if let Some(v) = value(&xff) {
+    let peer = value(f.peer_text);
+    if let Some(v) = appended(headers.get(&X_FORWARDED_FOR), f.peer_text, peer.as_ref()) {
         headers.insert(X_FORWARDED_FOR, v);
     }
-    let mut set_forwarded = |name: HeaderName, own: Option<String>| {
+    let mut set_forwarded = |name: HeaderName, own: Option<HeaderValue>| {
         if trusted && headers.contains_key(&name) {
             return;
         }
-        match own.and_then(|o| value(&o)) {
+        match own {
             Some(v) => {
                 headers.insert(name, v);
             }
@@ -160,27 +239,28 @@ pub fn upstream_request(
             }
         }
     };
-    set_forwarded(X_FORWARDED_PROTO, Some(f.scheme.to_owned()));
-    set_forwarded(X_FORWARDED_HOST, Some(f.host.to_ascii_lowercase()));
-    set_forwarded(X_FORWARDED_PORT, Some(f.port.to_string()));
-    set_forwarded(X_FORWARDED_PATH, Some(f.path.to_owned()));
-    set_forwarded(X_FORWARDED_PREFIX, f.prefix.map(str::to_owned));
+    set_forwarded(X_FORWARDED_PROTO, value(f.scheme));
+    let host = if f.host.bytes().any(|b| b.is_ascii_uppercase()) {
+        value(&f.host.to_ascii_lowercase())
+    } else {
+        value(f.host)
+    };
+    set_forwarded(X_FORWARDED_HOST, host);
+    set_forwarded(X_FORWARDED_PORT, Some(HeaderValue::from(f.port)));
+    set_forwarded(X_FORWARDED_PATH, value(f.path));
+    set_forwarded(X_FORWARDED_PREFIX, f.prefix.and_then(value));
     if let Some(v) = value(f.client_ip) {
         headers.insert(X_REAL_IP, v);
     }
-    let via = format!("{} kong/{version}", f.http_version);
-    let via = match headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {via}"),
-        None => via,
+    let (via, via_text) = if f.http2 {
+        (kong.via_2.as_ref(), kong.via_2_text.as_str())
+    } else {
+        (kong.via_11.as_ref(), kong.via_11_text.as_str())
     };
-    if let Some(v) = value(&via) {
+    if let Some(v) = appended(headers.get(http::header::VIA), via_text, via) {
         headers.insert(http::header::VIA, v);
     }
-    if conf
-        .headers_upstream
-        .iter()
-        .any(|h| h == "x-kong-request-id")
-    {
+    if kong.upstream_request_id {
         if let Some(v) = value(f.request_id) {
             headers.insert(X_KONG_REQUEST_ID, v);
         }
@@ -190,39 +270,38 @@ pub fn upstream_request(
 /// Adds Kong's headers to a proxied response.
 pub fn proxied_response(
     headers: &mut HeaderMap,
-    conf: &KongConf,
-    version: &str,
+    kong: &KongHeaders,
     upstream_latency: u64,
     proxy_latency: u64,
     upstream_status: u16,
     request_id: &str,
 ) {
     strip_hop_by_hop(headers);
-    if conf.header_enabled("x-kong-upstream-latency") {
+    if kong.upstream_latency {
         headers.insert(X_KONG_UPSTREAM_LATENCY, HeaderValue::from(upstream_latency));
     }
-    if conf.header_enabled("x-kong-proxy-latency") {
+    if kong.proxy_latency {
         headers.insert(X_KONG_PROXY_LATENCY, HeaderValue::from(proxy_latency));
     }
-    if conf.header_enabled("via") {
-        let via = format!("1.1 kong/{version}");
-        let via = match headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {via}"),
-            None => via,
-        };
-        if let Some(v) = value(&via) {
+    if kong.via {
+        let via = appended(
+            headers.get(http::header::VIA),
+            &kong.via_11_text,
+            kong.via_11.as_ref(),
+        );
+        if let Some(v) = via {
             headers.insert(http::header::VIA, v);
         }
     }
-    if conf.header_enabled("server") && !headers.contains_key(http::header::SERVER) {
-        if let Some(v) = value(&format!("kong/{version}")) {
+    if kong.server && !headers.contains_key(http::header::SERVER) {
+        if let Some(v) = kong.server_value.clone() {
             headers.insert(http::header::SERVER, v);
         }
     }
-    if conf.header_enabled("x-kong-upstream-status") {
+    if kong.upstream_status {
         headers.insert(X_KONG_UPSTREAM_STATUS, HeaderValue::from(upstream_status));
     }
-    if conf.header_enabled("x-kong-request-id") {
+    if kong.request_id {
         if let Some(v) = value(request_id) {
             headers.insert(X_KONG_REQUEST_ID, v);
         }
@@ -230,22 +309,16 @@ pub fn proxied_response(
 }
 
 /// Adds Kong's headers to a response Kong generated itself.
-pub fn kong_response(
-    headers: &mut HeaderMap,
-    conf: &KongConf,
-    version: &str,
-    latency: u64,
-    request_id: &str,
-) {
-    if conf.header_enabled("x-kong-response-latency") {
+pub fn kong_response(headers: &mut HeaderMap, kong: &KongHeaders, latency: u64, request_id: &str) {
+    if kong.response_latency {
         headers.insert(X_KONG_RESPONSE_LATENCY, HeaderValue::from(latency));
     }
-    if conf.header_enabled("server") {
-        if let Some(v) = value(&format!("kong/{version}")) {
+    if kong.server {
+        if let Some(v) = kong.server_value.clone() {
             headers.insert(http::header::SERVER, v);
         }
     }
-    if conf.header_enabled("x-kong-request-id") {
+    if kong.request_id {
         if let Some(v) = value(request_id) {
             headers.insert(X_KONG_REQUEST_ID, v);
         }
@@ -265,6 +338,25 @@ mod tests {
         assert!(in_cidr("127.0.0.1", ip("127.0.0.1")));
         assert!(in_cidr("::/0", ip("::1")));
         assert!(!in_cidr("::/0", ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn hop_by_hop_only_what_is_there() {
+        let mut h = HeaderMap::new();
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        h.insert("content-length", HeaderValue::from_static("2"));
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        h.insert("connection", HeaderValue::from_static("keep-alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("upgrade", HeaderValue::from_static("h2c"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        h.insert("connection", HeaderValue::from_static("x-keep"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("x-keep").is_none() && h.get("connection").is_none());
+        assert_eq!(h["content-length"], "2");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod balancer;
 pub mod body;
 pub mod context;
 pub mod dns;
+pub mod h1;
 pub mod handler;
 pub mod headers;
 pub mod health;

@@ -1,15 +1,17 @@
 //! The balancer and the upstream call: peer choice, name resolution, timeouts, retries.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, Method, Request, Response};
-use hyper::body::Incoming;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
 
-use super::balancer::{HashInput, InFlight};
-use super::body::{self, ProxyBody};
-use super::context::{unix_ms, unix_ns, DnsQuery, RequestContext, Try};
+use super::balancer::HashInput;
+use super::body::{self, ProxyBody, ReadTimeout};
+use super::context::{unix_ns, DnsQuery, RequestContext, Try};
 use super::dns::DnsCache;
+use super::h1;
 use super::health::Outcome;
 use crate::declarative::model::Service;
 use crate::error::{ErrorKind, GatewayError, Side};
@@ -24,6 +26,34 @@ pub struct Outgoing {
     pub path_and_query: String,
     /// Headers sent upstream.
     pub headers: HeaderMap,
+}
+
+/// The upstream side of a `101 Switching Protocols` response.
+pub enum Upgrade {
+    /// A plain connection, taken from the HTTP/1.1 client.
+    Plain(h1::Upgraded),
+    /// A TLS connection, upgraded by hyper.
+    Hyper(OnUpgrade),
+}
+
+/// An upstream response whose body streams under the service's `read_timeout` and holds the
+/// balancer's in-flight count until it ends.
+pub struct Proxied {
+    /// The response.
+    pub response: Response<ProxyBody>,
+    /// The upgraded connection of a `101` response.
+    pub upgrade: Option<Upgrade>,
+}
+
+fn classify_plain(error: &h1::Error) -> GatewayError {
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::BadGateway
+    };
+    let mut e = GatewayError::new(kind, Side::Upstream, error.to_string());
+    e.retry = error.is_connect() || error.is_timeout();
+    e
 }
 
 fn classify(error: &hyper_util::client::legacy::Error) -> GatewayError {
@@ -51,11 +81,12 @@ fn classify(error: &hyper_util::client::legacy::Error) -> GatewayError {
 pub async fn send(
     runtime: &Runtime,
     dns: &DnsCache,
+    pool: &Arc<h1::pool::Pool>,
     service: &Service,
     out: &Outgoing,
     mut request_body: Option<ProxyBody>,
     ctx: &mut RequestContext,
-) -> Result<(Response<Incoming>, Option<InFlight>), GatewayError> {
+) -> Result<Proxied, GatewayError> {
     let tls = matches!(service.protocol.as_str(), "https" | "wss");
     if !tls && !matches!(service.protocol.as_str(), "http" | "ws") {
         return Err(GatewayError::new(
@@ -64,12 +95,10 @@ pub async fn send(
             format!("protocol {} upstreams are not supported", service.protocol),
         ));
     }
-    let Some(client) = runtime.client_for(service) else {
-        return Err(GatewayError::new(
-            ErrorKind::BadGateway,
-            Side::Internal,
-            "the service's upstream TLS settings are invalid",
-        ));
+    let timeouts = h1::Timeouts {
+        connect: Duration::from_millis(service.connect_timeout),
+        read: Duration::from_millis(service.read_timeout),
+        write: Duration::from_millis(service.write_timeout),
     };
     let balancer = runtime.balancers.get(&service.host);
     let read_timeout = Duration::from_millis(service.read_timeout);
@@ -81,8 +110,10 @@ pub async fn send(
         None => http::Uri::default(),
     };
     for attempt in 0..=service.retries {
-        let balancer_start = unix_ms();
+        // Two clock reads per try: the balancer's start and its end (which is also where
+        // Kong's own latency ends); the Unix time is derived from the request's start.
         let started = std::time::Instant::now();
+        let balancer_start = ctx.started_at + ms(started.saturating_duration_since(ctx.start));
         let input = HashInput {
             client_ip: &ctx.client_ip,
             headers: &out.headers,
@@ -131,56 +162,67 @@ pub async fn send(
                 format!("{host}: {e}"),
             )
         })?;
-        let ip = addr.ip().to_string();
+        let balanced = std::time::Instant::now();
         ctx.tries.push(Try {
             balancer_start,
-            ip: ip.clone(),
+            ip: super::context::ip_text(addr.ip()),
             port: addr.port(),
-            balancer_latency: started.elapsed().as_millis() as u64,
+            balancer_latency: ms(balanced.saturating_duration_since(started)),
             state: None,
             code: None,
         });
-        let body = request_body.take().unwrap_or_else(body::empty);
-        // TLS connections name the host (SNI) and pool per host; plain ones connect to the
-        // resolved address directly.
-        let uri = if tls {
-            let host = if host.contains(':') && !host.starts_with('[') {
-                format!("[{host}]")
-            } else {
-                host.clone()
+        ctx.latencies.kong = ms(balanced.saturating_duration_since(ctx.start));
+        let (error, connect_failed) = if tls {
+            let Some(client) = runtime.client_for(service) else {
+                return Err(GatewayError::new(
+                    ErrorKind::BadGateway,
+                    Side::Internal,
+                    "the service's upstream TLS settings are invalid",
+                ));
             };
-            format!("https://{host}:{port}{}", out.path_and_query)
-        } else {
-            let port = addr.port();
-            if addr.is_ipv6() {
-                format!("http://[{ip}]:{port}{}", out.path_and_query)
-            } else {
-                format!("http://{ip}:{port}{}", out.path_and_query)
-            }
-        };
-        let mut builder = Request::builder().method(out.method.clone()).uri(uri);
-        if let Some(h) = builder.headers_mut() {
-            *h = out.headers.clone();
-        }
-        let request = builder
-            .body(body)
-            .map_err(|e| GatewayError::new(ErrorKind::Internal, Side::Internal, e.to_string()))?;
-        ctx.latencies.kong = ctx.elapsed_ms();
-        let result = tokio::time::timeout(read_timeout, client.request(request)).await;
-        let (error, connect_failed) = match result {
-            Ok(Ok(response)) => {
-                if let (Some(b), Some(i)) = (balancer, peer_index) {
-                    b.health.passive_status(i, response.status().as_u16());
+            let request = hyper_request(&host, port, out, request_body.take())?;
+            match tokio::time::timeout(read_timeout, client.request(request)).await {
+                Ok(Ok(mut response)) => {
+                    let status = response.status();
+                    if let (Some(b), Some(i)) = (balancer, peer_index) {
+                        b.health.passive_status(i, status.as_u16());
+                    }
+                    record_status(ctx, &mut statuses, status);
+                    let upgrade = (status == StatusCode::SWITCHING_PROTOCOLS)
+                        .then(|| Upgrade::Hyper(hyper::upgrade::on(&mut response)));
+                    let response = response.map(|incoming| {
+                        body::boxed(ReadTimeout::new(
+                            body::boxed(incoming),
+                            read_timeout,
+                            in_flight,
+                        ))
+                    });
+                    return Ok(Proxied { response, upgrade });
                 }
-                statuses.push(response.status().as_u16().to_string());
-                ctx.upstream_status = statuses.join(", ");
-                return Ok((response, in_flight));
+                Ok(Err(e)) => (classify(&e), e.is_connect()),
+                Err(_) => (read_timed_out(), false),
             }
-            Ok(Err(e)) => (classify(&e), e.is_connect()),
-            Err(_) => (
-                GatewayError::new(ErrorKind::Timeout, Side::Upstream, "read timeout"),
-                false,
-            ),
+        } else {
+            let plain = h1::Outgoing {
+                method: &out.method,
+                path_and_query: &out.path_and_query,
+                headers: &out.headers,
+            };
+            let sent = h1::send(pool, addr, timeouts, &plain, request_body.take());
+            match tokio::time::timeout(read_timeout, sent).await {
+                Ok(Ok((mut response, upgraded))) => {
+                    if let (Some(b), Some(i)) = (balancer, peer_index) {
+                        b.health.passive_status(i, response.status().as_u16());
+                    }
+                    record_status(ctx, &mut statuses, response.status());
+                    response.body_mut().hold(in_flight);
+                    let response = response.map(body::boxed);
+                    let upgrade = upgraded.map(Upgrade::Plain);
+                    return Ok(Proxied { response, upgrade });
+                }
+                Ok(Err(e)) => (classify_plain(&e), e.is_connect()),
+                Err(_) => (read_timed_out(), false),
+            }
         };
         if let (Some(b), Some(i)) = (balancer, peer_index) {
             let outcome = if error.kind == ErrorKind::Timeout {
@@ -210,4 +252,43 @@ pub async fn send(
     }
     Err(last_error
         .unwrap_or_else(|| GatewayError::new(ErrorKind::BadGateway, Side::Upstream, "no try made")))
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn read_timed_out() -> GatewayError {
+    GatewayError::new(ErrorKind::Timeout, Side::Upstream, "read timeout")
+}
+
+fn record_status(ctx: &mut RequestContext, statuses: &mut Vec<String>, status: StatusCode) {
+    if statuses.is_empty() {
+        ctx.upstream_status = status.as_str().to_owned();
+    } else {
+        statuses.push(status.as_str().to_owned());
+        ctx.upstream_status = statuses.join(", ");
+    }
+}
+
+/// The request of a TLS service, for the hyper client (which pools per host for SNI).
+fn hyper_request(
+    host: &str,
+    port: u16,
+    out: &Outgoing,
+    body: Option<ProxyBody>,
+) -> Result<Request<ProxyBody>, GatewayError> {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let uri = format!("https://{host}:{port}{}", out.path_and_query);
+    let mut builder = Request::builder().method(out.method.clone()).uri(uri);
+    if let Some(h) = builder.headers_mut() {
+        *h = out.headers.clone();
+    }
+    builder
+        .body(body.unwrap_or_else(body::empty))
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, Side::Internal, e.to_string()))
 }

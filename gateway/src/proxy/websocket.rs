@@ -4,6 +4,9 @@
 use http::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+
+use super::upstream::Upgrade;
 
 /// Whether a request asks for a WebSocket upgrade.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -34,18 +37,41 @@ pub fn restore_response_headers(headers: &mut HeaderMap, protocol: HeaderValue) 
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections until one
-/// side closes.
-pub fn splice(downstream: OnUpgrade, upstream: OnUpgrade) {
+/// side closes; bytes the upstream sent right after its 101 go to the client first.
+pub fn splice(downstream: OnUpgrade, upstream: Upgrade) {
     tokio::spawn(async move {
-        let (client, server) = match tokio::try_join!(downstream, upstream) {
-            Ok(pair) => pair,
+        let client = match downstream.await {
+            Ok(client) => client,
             Err(error) => {
                 tracing::debug!(%error, "websocket upgrade failed");
                 return;
             }
         };
-        let (mut client, mut server) = (TokioIo::new(client), TokioIo::new(server));
-        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+        let mut client = TokioIo::new(client);
+        let ended = match upstream {
+            Upgrade::Plain(mut plain) => {
+                let sent = client.write_all(&plain.read_ahead).await;
+                match sent {
+                    Ok(()) => tokio::io::copy_bidirectional(&mut client, &mut plain.stream)
+                        .await
+                        .map(drop),
+                    Err(error) => Err(error),
+                }
+            }
+            Upgrade::Hyper(upstream) => match upstream.await {
+                Ok(server) => {
+                    let mut server = TokioIo::new(server);
+                    tokio::io::copy_bidirectional(&mut client, &mut server)
+                        .await
+                        .map(drop)
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "websocket upgrade failed");
+                    return;
+                }
+            },
+        };
+        if let Err(error) = ended {
             tracing::debug!(%error, "websocket connection ended");
         }
     });

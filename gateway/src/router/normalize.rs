@@ -16,6 +16,15 @@ fn hex(b: u8) -> Option<u8> {
 /// than reserved ones decoded (hex of the rest uppercased), dot segments resolved, duplicate
 /// slashes merged.
 pub fn normalize_path(path: &str) -> String {
+    // Nothing to decode, merge or resolve: the path is already normal.
+    if path.starts_with('/') && !path.contains('%') && !path.contains("//") && !path.contains("/.")
+    {
+        return path.to_owned();
+    }
+    normalize_general(path)
+}
+
+fn normalize_general(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut decoded = String::with_capacity(path.len());
     let mut i = 0;
@@ -129,6 +138,15 @@ pub fn escape(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_paths_take_the_short_way_with_the_same_result() {
+        for path in ["/", "/bench", "/a/b/", "/a.b/c-d_e~f", "/é/x", "/a;b=c"] {
+            assert_eq!(normalize_path(path), normalize_general(path), "{path}");
+            assert_eq!(normalize_path(path), path);
+        }
+        assert_eq!(normalize_path("/a//b/./c/../d"), "/a/b/d");
+    }
 
     #[test]
     fn decodes_unreserved_keeps_reserved_uppercased() {
