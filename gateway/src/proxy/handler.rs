@@ -128,8 +128,8 @@ async fn handle_request(
     // The forwarded protocol counts as Kong's: X-Forwarded-Proto from a trusted peer.
     let forwarded_https = || {
         headers::is_trusted(&shared.conf, peer.ip())
-            && parts
-                .headers
+            && ctx
+                .request_headers
                 .get("x-forwarded-proto")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
     };

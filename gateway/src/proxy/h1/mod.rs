@@ -181,7 +181,14 @@ pub async fn send(
     };
     let response = loop {
         let exchanged = async {
-            request::write(&mut conn.stream, &head, body.take(), framing, timeouts.write).await?;
+            request::write(
+                &mut conn.stream,
+                &head,
+                body.take(),
+                framing,
+                timeouts.write,
+            )
+            .await?;
             read_head(&mut conn, out.method).await
         }
         .await;

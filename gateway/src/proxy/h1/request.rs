@@ -4,8 +4,8 @@
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method};
 use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 use tokio::net::TcpStream;
 
