@@ -56,13 +56,15 @@ pub(crate) struct Sent {
     pub(crate) refused: u64,
     /// Ack latency of every request, microseconds.
     pub(crate) latencies_us: Vec<u32>,
-    /// Ids handed out (`0..issued`), acknowledged or not.
+    /// Ids handed out end before `issued`, acknowledged or not.
     pub(crate) issued: u64,
 }
 
-/// Sends `profile` to the collector at `grpc` / `http` until its duration passes.
-pub(crate) async fn run(profile: &Profile, grpc: &str, http: &str) -> Sent {
-    let next_id = Arc::new(AtomicU64::new(0));
+/// Sends `profile` to the collector at `grpc` / `http` until its duration passes, handing
+/// out ids from `first_id` on (a second run continues where the first stopped, so the sink
+/// does not take its ids for duplicates).
+pub(crate) async fn run(profile: &Profile, grpc: &str, http: &str, first_id: u64) -> Sent {
+    let next_id = Arc::new(AtomicU64::new(first_id));
     let deadline = Instant::now() + profile.duration;
     let mut tasks = Vec::new();
     for _ in 0..profile.connections {

@@ -82,6 +82,8 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    // The HTTP client's TLS stack needs a process-wide provider, even for plain http.
+    otelpipe::tls::install_crypto_provider();
     let signal = match args.signal.as_str() {
         "traces" => Signal::Traces,
         "metrics" => Signal::Metrics,
@@ -122,13 +124,13 @@ async fn main() {
         .split_whitespace()
         .map(str::to_owned)
         .collect();
-    let mut child = process::spawn(
+    let mut child = process::Collector(process::spawn(
         &command,
         args.collector_cpu.as_deref(),
         &[],
         &dir.join("collector.log"),
-    );
-    let pid = child.id();
+    ));
+    let pid = child.0.id();
     assert!(
         process::wait_for_port(grpc_port) && process::wait_for_port(http_port),
         "collector did not listen; see {}",
@@ -143,7 +145,7 @@ async fn main() {
             args.label,
             u.rss as f64 / 1048576.0
         );
-        process::stop(&mut child);
+        process::stop(&mut child.0);
         stop.cancel();
         return;
     }
@@ -156,7 +158,7 @@ async fn main() {
         batch: args.batch,
         duration: Duration::from_secs(2),
     };
-    let warm_sent = client::run(&warm, &grpc, &http).await;
+    let warm_sent = client::run(&warm, &grpc, &http, 0).await;
     settle(&tally, warm_sent.acknowledged).await;
     let base_received = tally.received.load(std::sync::atomic::Ordering::Relaxed);
 
@@ -166,18 +168,18 @@ async fn main() {
         duration: Duration::from_secs(args.duration),
         ..warm
     };
-    let mut sent = client::run(&profile, &grpc, &http).await;
+    let mut sent = client::run(&profile, &grpc, &http, warm_sent.issued).await;
     let elapsed = started.elapsed().as_secs_f64();
     settle(&tally, warm_sent.acknowledged + sent.acknowledged).await;
     let drained = started.elapsed().as_secs_f64();
     let after = process::usage(pid).expect("read /proc");
 
-    process::stop(&mut child);
+    process::stop(&mut child.0);
     stop.cancel();
 
     let received = tally.received.load(std::sync::atomic::Ordering::Relaxed) - base_received;
     let duplicates = tally.duplicates.load(std::sync::atomic::Ordering::Relaxed);
-    let issued = warm_sent.issued.max(sent.issued);
+    let issued = sent.issued;
     let missing = tally.missing(issued);
     let refused = warm_sent.refused + sent.refused;
     sent.latencies_us.sort_unstable();

@@ -76,8 +76,20 @@ pub(crate) fn wait_for_port(port: u16) -> bool {
     false
 }
 
-/// Sends SIGTERM and waits up to 30 s, then kills.
+/// The collector process, stopped when dropped, so a failing run leaves nothing behind.
+pub(crate) struct Collector(pub(crate) Child);
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        stop(&mut self.0);
+    }
+}
+
+/// Sends SIGTERM and waits up to 30 s, then kills. Does nothing once the child was reaped.
 pub(crate) fn stop(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
     if let Err(e) = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -25,6 +25,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::metrics::v1::metric;
 use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding::Gzip;
 use tonic::{Request, Response, Status};
 
 /// What the sink saw.
@@ -135,7 +136,8 @@ impl LogsService for Sink {
     }
 }
 
-/// Starts the sink on 127.0.0.1:0; it runs until `stop` is cancelled.
+/// Starts the sink on 127.0.0.1:0; it runs until `stop` is cancelled. It accepts gzip, which
+/// rotel-agent's exporter sends whatever its compression flag says.
 pub(crate) async fn start(stop: CancellationToken) -> std::io::Result<(SocketAddr, Arc<Tally>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -143,9 +145,21 @@ pub(crate) async fn start(stop: CancellationToken) -> std::io::Result<(SocketAdd
     let sink = Sink(tally.clone());
     let limit = 64 << 20;
     let server = tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(sink.clone()).max_decoding_message_size(limit))
-        .add_service(MetricsServiceServer::new(sink.clone()).max_decoding_message_size(limit))
-        .add_service(LogsServiceServer::new(sink).max_decoding_message_size(limit))
+        .add_service(
+            TraceServiceServer::new(sink.clone())
+                .max_decoding_message_size(limit)
+                .accept_compressed(Gzip),
+        )
+        .add_service(
+            MetricsServiceServer::new(sink.clone())
+                .max_decoding_message_size(limit)
+                .accept_compressed(Gzip),
+        )
+        .add_service(
+            LogsServiceServer::new(sink)
+                .max_decoding_message_size(limit)
+                .accept_compressed(Gzip),
+        )
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             stop.cancelled_owned(),

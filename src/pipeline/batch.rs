@@ -61,6 +61,28 @@ impl Batch {
         }
     }
 
+    /// The `Export*ServiceRequest` protobuf carrying this batch, encoded straight from it:
+    /// all three requests are one repeated message field with tag 1, so no request struct
+    /// (and no copy of the data) is needed.
+    pub fn encode_request(&self) -> Vec<u8> {
+        fn request<M: prost::Message>(items: &[M]) -> Vec<u8> {
+            let len = items
+                .iter()
+                .map(|m| prost::encoding::message::encoded_len(1, m))
+                .sum();
+            let mut buf = Vec::with_capacity(len);
+            for m in items {
+                prost::encoding::message::encode(1, m, &mut buf);
+            }
+            buf
+        }
+        match self {
+            Self::Traces(rs) => request(rs),
+            Self::Metrics(rm) => request(rm),
+            Self::Logs(rl) => request(rl),
+        }
+    }
+
     /// True when the batch holds no item (it may still hold empty resources).
     pub fn is_empty(&self) -> bool {
         self.item_count() == 0

@@ -13,6 +13,7 @@
 //! `RESOURCE_EXHAUSTED` only when the status carries `RetryInfo` (whose delay is honoured);
 //! everything else is permanent.
 
+mod codec;
 mod config;
 mod send;
 

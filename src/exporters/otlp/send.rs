@@ -3,18 +3,19 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
+use tonic::client::Grpc;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
 
+use super::codec::EncodedCodec;
 use super::config::Config;
 use crate::component::ComponentError;
 use crate::exporters::queue::{Export, ExportError};
@@ -115,15 +116,39 @@ impl GrpcSender {
     }
 }
 
-/// Applies compression to a generated client.
-macro_rules! client {
-    ($client:ident, $self:expr) => {{
-        let client = $client::new($self.channel.clone()).max_decoding_message_size(64 << 20);
-        match $self.compression {
-            Some(c) => client.send_compressed(c),
-            None => client,
+/// The gRPC method paths of the three OTLP services.
+const TRACES_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const METRICS_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+impl GrpcSender {
+    /// One unary call of `path` with the encoded request `message`, as the generated client
+    /// makes it (same compression, limits and readiness error).
+    async fn call<R: Message + Default + Send + Sync + 'static>(
+        &self,
+        path: &'static str,
+        message: Bytes,
+    ) -> Result<R, tonic::Status> {
+        let mut grpc = Grpc::new(self.channel.clone()).max_decoding_message_size(64 << 20);
+        if let Some(c) = self.compression {
+            grpc = grpc.send_compressed(c);
         }
-    }};
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+        let (service, method) = path[1..].split_once('/').unwrap_or((path, "Export"));
+        let mut request = self.request(message);
+        request
+            .extensions_mut()
+            .insert(tonic::GrpcMethod::new(service, method));
+        grpc.unary(
+            request,
+            PathAndQuery::from_static(path),
+            EncodedCodec::<R>::default(),
+        )
+        .await
+        .map(tonic::Response::into_inner)
+    }
 }
 
 #[async_trait]
@@ -138,35 +163,27 @@ impl Export for GrpcSender {
     }
 
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        let message = Bytes::from(batch.encode_request());
         let result = match batch {
-            Batch::Traces(rs) => client!(TraceServiceClient, self)
-                .export(self.request(ExportTraceServiceRequest {
-                    resource_spans: rs.clone(),
-                }))
+            Batch::Traces(_) => self
+                .call::<ExportTraceServiceResponse>(TRACES_EXPORT, message)
                 .await
                 .map(|r| {
-                    r.into_inner()
-                        .partial_success
+                    r.partial_success
                         .map(|p| (p.rejected_spans, p.error_message))
                 }),
-            Batch::Metrics(rm) => client!(MetricsServiceClient, self)
-                .export(self.request(ExportMetricsServiceRequest {
-                    resource_metrics: rm.clone(),
-                }))
+            Batch::Metrics(_) => self
+                .call::<ExportMetricsServiceResponse>(METRICS_EXPORT, message)
                 .await
                 .map(|r| {
-                    r.into_inner()
-                        .partial_success
+                    r.partial_success
                         .map(|p| (p.rejected_data_points, p.error_message))
                 }),
-            Batch::Logs(rl) => client!(LogsServiceClient, self)
-                .export(self.request(ExportLogsServiceRequest {
-                    resource_logs: rl.clone(),
-                }))
+            Batch::Logs(_) => self
+                .call::<ExportLogsServiceResponse>(LOGS_EXPORT, message)
                 .await
                 .map(|r| {
-                    r.into_inner()
-                        .partial_success
+                    r.partial_success
                         .map(|p| (p.rejected_log_records, p.error_message))
                 }),
         };

@@ -90,9 +90,7 @@ impl HttpSender {
 
     fn encode(&self, batch: &Batch) -> Vec<u8> {
         match (batch, self.json) {
-            (Batch::Traces(rs), false) => encode_request(rs),
-            (Batch::Metrics(rm), false) => encode_request(rm),
-            (Batch::Logs(rl), false) => encode_request(rl),
+            (_, false) => batch.encode_request(),
             (Batch::Traces(rs), true) => json::encode(&ExportTraceServiceRequest {
                 resource_spans: rs.clone(),
             }),
@@ -104,20 +102,6 @@ impl HttpSender {
             }),
         }
     }
-}
-
-/// Encodes an `Export*ServiceRequest` straight from the batch: all three requests are one
-/// repeated message field with tag 1, so no request struct (and no copy) is needed.
-pub(crate) fn encode_request<M: Message>(items: &[M]) -> Vec<u8> {
-    let len: usize = items
-        .iter()
-        .map(|m| prost::encoding::message::encoded_len(1, m))
-        .sum();
-    let mut buf = Vec::with_capacity(len);
-    for m in items {
-        prost::encoding::message::encode(1, m, &mut buf);
-    }
-    buf
 }
 
 /// Applies client TLS settings.

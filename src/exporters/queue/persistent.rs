@@ -187,22 +187,7 @@ impl Drop for Slot {
 
 /// The OTLP request protobuf of `batch`, encoded without copying it into a request.
 pub(super) fn encode(batch: &Batch) -> Vec<u8> {
-    fn request<M: Message>(items: &[M]) -> Vec<u8> {
-        let len = items
-            .iter()
-            .map(|m| prost::encoding::message::encoded_len(1, m))
-            .sum();
-        let mut buf = Vec::with_capacity(len);
-        for m in items {
-            prost::encoding::message::encode(1, m, &mut buf);
-        }
-        buf
-    }
-    match batch {
-        Batch::Traces(rs) => request(rs),
-        Batch::Metrics(rm) => request(rm),
-        Batch::Logs(rl) => request(rl),
-    }
+    batch.encode_request()
 }
 
 /// The batch of `signal` encoded by [`encode`].
