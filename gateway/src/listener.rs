@@ -1,5 +1,5 @@
 //! Accept loops shared by the proxy, Admin and Status listeners: HTTP/1.1 and HTTP/2 (h2c
-//! prior knowledge) on one socket, bounded header sizes, graceful stop.
+//! prior knowledge) on one socket, bounded header sizes and header read time, graceful stop.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -63,6 +63,8 @@ pub async fn serve<H, Fut, B>(
             builder
                 .http1()
                 .max_buf_size(MAX_HEADER_BYTES)
+                .timer(TokioTimer::new())
+                .header_read_timeout(shared.conf.client_header_timeout)
                 .keep_alive(true);
             builder
                 .http2()
