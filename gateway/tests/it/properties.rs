@@ -681,3 +681,37 @@ proptest! {
         snippet.run(&ctx, &serialized).ok();
     }
 }
+
+#[test]
+fn deeply_nested_documents_are_errors_not_stack_overflows() {
+    for text in [
+        "[".repeat(100_000),
+        format!("services: {}", "[".repeat(100_000)),
+        format!("{}1{}", "{\"a\":".repeat(50_000), "}".repeat(50_000)),
+        format!("services:\n{}", "- ".repeat(20_000)),
+        "&a [*a, *a]".to_owned(),
+    ] {
+        let error = declarative::load_str("kong.yaml", &text).unwrap_err();
+        assert_kong_error(&error);
+    }
+    // Found by the document test: 100k open brackets took minutes in the YAML reader.
+    let deep = format!("services: {}", "[".repeat(100_000));
+    let error = declarative::load_str("kong.yaml", &deep)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.ends_with("recursion limit exceeded at line 1 column 139"),
+        "{error}"
+    );
+    // Shallower nesting, and brackets inside quotes and comments, reach the schema check.
+    let shallow = format!(
+        "services: {}{} # {}\ntags: ['[[[[', \"{{{{\\\"[[\"]\n",
+        "[".repeat(100),
+        "]".repeat(100),
+        "[".repeat(200)
+    );
+    match declarative::load_str("kong.yaml", &shallow) {
+        Err(LoadError::Invalid(_)) => {}
+        other => panic!("expected schema errors, got {other:?}"),
+    }
+}
