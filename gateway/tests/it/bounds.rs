@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{echo_server, gateway, get};
+use crate::support::{echo_server, gateway, get, send};
 
 fn coupon_config(port: u16) -> String {
     format!(
@@ -281,4 +281,37 @@ async fn connections_opened_and_dropped_leave_no_descriptors_or_tasks() {
     );
     assert!(status["server"]["connections_handled"].as_u64() >= Some(300));
     assert_eq!(get(&url, &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn admin_api_refuses_hostile_bodies_and_keeps_serving() {
+    let gw = gateway("", &[]).await;
+    let admin = format!("http://{}", gw.admin[0]);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let huge_index = format!("name=s&host=h&tags[{}]=x", u64::MAX);
+    let r = send("POST", &format!("{admin}/services"), &form, huge_index).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("index above 1000"));
+    let deep = format!("name=s&host=h&{}=x", vec!["a"; 10_000].join("."));
+    let r = send("POST", &format!("{admin}/services"), &form, deep).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("deeper than 32"));
+    let nested_json = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let json = [("content-type", "application/json")];
+    let r = send("POST", &format!("{admin}/services"), &json, nested_json).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let big = vec![b'a'; 16 * 1024 * 1024 + 1];
+    let r = send("POST", &format!("{admin}/services"), &form, big).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["message"], "Payload too large");
+    let r = send("GET", &format!("{admin}/services"), &[], "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"], serde_json::json!([]));
+    gw.shutdown().await;
 }
