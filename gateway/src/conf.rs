@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Defaults of the keys this gateway reads. The status API listens on 8100 as Kong's Helm
 /// chart exposes it.
@@ -43,6 +44,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("ssl_cert_key", ""),
     ("lua_ssl_trusted_certificate", "system"),
     ("lua_ssl_verify_depth", "1"),
+    ("nginx_proxy_client_header_timeout", ""),
+    ("nginx_http_client_header_timeout", "60s"),
 ];
 
 /// Deprecated names and the key they set.
@@ -166,6 +169,10 @@ pub struct KongConf {
     /// Most intermediates allowed in a verified upstream chain when the service sets no
     /// `tls_verify_depth`.
     pub lua_ssl_verify_depth: u32,
+    /// How long a client may take to send a request head before the connection is closed
+    /// (nginx's `client_header_timeout`, set with `nginx_proxy_client_header_timeout` or
+    /// `nginx_http_client_header_timeout`; default 60s). Applies to every listener.
+    pub client_header_timeout: Duration,
 }
 
 /// Parses kong.conf text into key → value (comments and blank lines dropped).
@@ -219,6 +226,33 @@ fn invalid(key: &str, message: String) -> ConfError {
         key: key.to_owned(),
         message,
     }
+}
+
+/// Parses an nginx time value: a number with an optional unit (`ms`, `s`, `m`, `h`, `d`),
+/// several of them summed (`1m30s`); a bare number is seconds.
+fn nginx_time(value: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = value.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let number: u64 = rest.get(..digits)?.parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let millis = match &rest[..unit] {
+            "ms" => 1,
+            "" | "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return None,
+        };
+        rest = &rest[unit..];
+        total = total.checked_add(Duration::from_millis(number.checked_mul(millis)?))?;
+    }
+    Some(total)
 }
 
 /// Parses a `*_listen` value (`addr:port [ssl] [http2] …`, or `off`).
@@ -362,7 +396,24 @@ impl KongConf {
                     })?,
             )
         };
+        let header_timeout_key = if get("nginx_proxy_client_header_timeout").is_empty() {
+            "nginx_http_client_header_timeout"
+        } else {
+            "nginx_proxy_client_header_timeout"
+        };
+        let client_header_timeout = nginx_time(get(header_timeout_key))
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                invalid(
+                    header_timeout_key,
+                    format!(
+                        "invalid time value: '{}' (e.g. 60s, 500ms, 1m)",
+                        get(header_timeout_key)
+                    ),
+                )
+            })?;
         Ok(Self {
+            client_header_timeout,
             proxy_listen: parse_listen("proxy_listen", get("proxy_listen"))?,
             admin_listen: parse_listen("admin_listen", get("admin_listen"))?,
             status_listen: parse_listen("status_listen", get("status_listen"))?,
@@ -488,5 +539,39 @@ mod tests {
     fn headers_off_disables_all() {
         let c = KongConf::load(None, env(&[("KONG_HEADERS", "off")])).unwrap();
         assert!(!c.header_enabled("server"));
+    }
+
+    #[test]
+    fn client_header_timeout_reads_nginx_time_values() {
+        let conf = KongConf::load(None, env(&[])).unwrap();
+        assert_eq!(conf.client_header_timeout, Duration::from_secs(60));
+        for (value, expected) in [
+            ("5s", Duration::from_secs(5)),
+            ("7", Duration::from_secs(7)),
+            ("250ms", Duration::from_millis(250)),
+            ("1m30s", Duration::from_secs(90)),
+        ] {
+            let conf = KongConf::load(
+                None,
+                env(&[("KONG_NGINX_PROXY_CLIENT_HEADER_TIMEOUT", value)]),
+            )
+            .unwrap();
+            assert_eq!(conf.client_header_timeout, expected, "{value}");
+        }
+        let conf =
+            KongConf::load(Some("nginx_http_client_header_timeout = 2s\n"), env(&[])).unwrap();
+        assert_eq!(conf.client_header_timeout, Duration::from_secs(2));
+        for bad in ["0", "soon", "5 s", "-1s", "99999999999999999999d"] {
+            let err = KongConf::load(
+                None,
+                env(&[("KONG_NGINX_PROXY_CLIENT_HEADER_TIMEOUT", bad)]),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("nginx_proxy_client_header_timeout: invalid time value"),
+                "{err}"
+            );
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Accept loops shared by the proxy, Admin and Status listeners: HTTP/1.1 and HTTP/2 (h2c
-//! prior knowledge, or ALPN `h2` on `ssl` listeners) on one socket, bounded header sizes,
-//! bounded TLS handshakes, graceful stop.
+//! prior knowledge, or ALPN `h2` on `ssl` listeners) on one socket, bounded header sizes and
+//! header read time, bounded TLS handshakes, graceful stop.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -71,11 +71,13 @@ pub async fn serve<H, Fut, B>(
             Arc::clone(&shared.conf),
             Arc::clone(&shared.counters.rejected_requests),
         );
+        let header_timeout = conf.client_header_timeout;
         tokio::spawn(async move {
             match tls {
                 None => {
                     let io = KongErrors::new(stream, conf, rejected);
-                    serve_connection(io, peer, port, None, handler, &mut stop).await;
+                    serve_connection(io, peer, port, None, header_timeout, handler, &mut stop)
+                        .await;
                 }
                 Some(acceptor) => {
                     let handshake =
@@ -84,7 +86,16 @@ pub async fn serve<H, Fut, B>(
                         Ok(Ok(stream)) => {
                             let info = TlsInfo::of(stream.get_ref().1);
                             let io = KongErrors::new(stream, conf, rejected);
-                            serve_connection(io, peer, port, Some(info), handler, &mut stop).await;
+                            serve_connection(
+                                io,
+                                peer,
+                                port,
+                                Some(info),
+                                header_timeout,
+                                handler,
+                                &mut stop,
+                            )
+                            .await;
                         }
                         Ok(Err(error)) => {
                             shared
@@ -116,6 +127,7 @@ async fn serve_connection<I, H, Fut, B>(
     peer: SocketAddr,
     port: u16,
     tls: Option<TlsInfo>,
+    header_timeout: std::time::Duration,
     handler: H,
     stop: &mut watch::Receiver<bool>,
 ) where
@@ -137,6 +149,8 @@ async fn serve_connection<I, H, Fut, B>(
     builder
         .http1()
         .max_buf_size(MAX_HEADER_BYTES)
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .keep_alive(true);
     builder
         .http2()

@@ -18,6 +18,13 @@ pub enum FormError {
     Malformed(String),
 }
 
+/// Deepest form key accepted (`a.b[1].c` is 4 steps); deeper keys are refused.
+pub const MAX_KEY_DEPTH: usize = 32;
+
+/// Largest array index accepted in a form key (`a[1000]`); larger ones are refused, since
+/// the array is filled up to the index.
+pub const MAX_KEY_INDEX: usize = 1000;
+
 /// Parses a request body into a JSON object according to its Content-Type.
 pub fn parse_body(
     content_type: Option<&str>,
@@ -51,7 +58,7 @@ pub fn parse_body(
             Err(e) => Err(FormError::Malformed(format!("Cannot parse JSON body: {e}"))),
         };
     };
-    Ok(nest(pairs, kind))
+    nest(pairs, kind)
 }
 
 fn multipart(body: &[u8], boundary: &str) -> Result<Vec<(String, String)>, FormError> {
@@ -209,10 +216,23 @@ fn convert(ty: Option<Ty>, raw: String) -> Value {
 }
 
 /// Builds the nested object of form pairs.
-fn nest(pairs: Vec<(String, String)>, kind: Option<Kind>) -> Map<String, Value> {
+fn nest(pairs: Vec<(String, String)>, kind: Option<Kind>) -> Result<Map<String, Value>, FormError> {
     let mut root = Value::Object(Map::new());
     for (key, raw) in pairs {
         let steps = steps(&key);
+        if steps.len() > MAX_KEY_DEPTH {
+            return Err(FormError::Malformed(format!(
+                "form key '{key}' nests deeper than {MAX_KEY_DEPTH} levels"
+            )));
+        }
+        if steps
+            .iter()
+            .any(|s| matches!(s, Step::Index(i) if *i > MAX_KEY_INDEX))
+        {
+            return Err(FormError::Malformed(format!(
+                "form key '{key}' has an index above {MAX_KEY_INDEX}"
+            )));
+        }
         let ty = match (kind, steps.first()) {
             (Some(kind), Some(Step::Key(top))) if steps.len() == 1 => {
                 fields_of(kind).iter().find(|f| f.name == top).map(|f| f.ty)
@@ -234,8 +254,8 @@ fn nest(pairs: Vec<(String, String)>, kind: Option<Kind>) -> Map<String, Value> 
         insert(&mut root, &steps, value);
     }
     match root {
-        Value::Object(map) => map,
-        _ => Map::new(),
+        Value::Object(map) => Ok(map),
+        _ => Ok(Map::new()),
     }
 }
 
@@ -311,5 +331,28 @@ mod tests {
         assert_eq!(v["name"], "opentelemetry");
         assert!(parse_body(Some("application/json"), b"{nope", None).is_err());
         assert!(parse_body(None, b"", None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn huge_indexes_and_deep_keys_are_refused_without_allocating() {
+        // Found by the form property test: `a[n]` filled the array up to n.
+        let body = format!("tags[{}]=x", usize::MAX / 2);
+        let err = parse_body(
+            Some("application/x-www-form-urlencoded"),
+            body.as_bytes(),
+            Some(Kind::Services),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("index above 1000"), "{err}");
+        let deep = format!("{}=x", vec!["a"; MAX_KEY_DEPTH + 1].join("."));
+        let err = parse_body(
+            Some("application/x-www-form-urlencoded"),
+            deep.as_bytes(),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("deeper than 32"), "{err}");
+        let v = form(&format!("tags[{MAX_KEY_INDEX}]=x"), Kind::Services);
+        assert_eq!(v["tags"].as_array().map(Vec::len), Some(MAX_KEY_INDEX));
     }
 }

@@ -26,6 +26,44 @@ pub struct Document {
     pub body: Map<String, Value>,
 }
 
+/// Deepest YAML flow nesting (`[`, `{`) read; the YAML reader refuses deeper documents
+/// anyway, but only after scanning the whole text in time quadratic in the depth.
+const MAX_FLOW_DEPTH: usize = 128;
+
+/// Where a YAML text opens more than [`MAX_FLOW_DEPTH`] flow collections, as the YAML
+/// reader's 1-based line and column. Quotes and comments are followed within a line only,
+/// which can only under-count.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    for (index, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut escaped = false;
+        let mut previous = ' ';
+        for (column, c) in line.chars().enumerate() {
+            match quote {
+                Some(_) if escaped => escaped = false,
+                Some('"') if c == '\\' => escaped = true,
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '#' if previous.is_whitespace() => break,
+                    '\'' | '"' => quote = Some(c),
+                    '[' | '{' => {
+                        depth += 1;
+                        if depth > MAX_FLOW_DEPTH {
+                            return Some((index + 1, column + 1));
+                        }
+                    }
+                    ']' | '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            previous = c;
+        }
+    }
+    None
+}
+
 /// Parses YAML or JSON text into a [`Document`], checking the envelope keys.
 pub fn parse_document(origin: &str, text: &str) -> Result<Document, LoadError> {
     let syntax = |message: String| LoadError::Syntax {
@@ -35,6 +73,11 @@ pub fn parse_document(origin: &str, text: &str) -> Result<Document, LoadError> {
     let value: Value = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?
     } else {
+        if let Some((line, column)) = too_deep(text) {
+            return Err(syntax(format!(
+                "recursion limit exceeded at line {line} column {column}"
+            )));
+        }
         yaml_serde::from_str(text).map_err(|e| syntax(e.to_string()))?
     };
     let body = match value {

@@ -186,7 +186,7 @@ impl Parser {
                     self.pos += 1;
                     match self.next() {
                         Some(Tok::Str(s)) => path.push(Key::Str(s)),
-                        Some(Tok::Num(n)) if n >= 1.0 && n.fract() == 0.0 => {
+                        Some(Tok::Num(n)) if n >= 0.0 && n.fract() == 0.0 => {
                             path.push(Key::Index(n as usize));
                         }
                         other => return Err(format!("unsupported index near {other:?}")),
@@ -317,7 +317,11 @@ fn eval(
                 return Err("attempt to index a nil value".into())
             }
             (Value::Object(m), Key::Str(k)) => m.get(k).cloned().unwrap_or(Value::Null),
-            (Value::Array(a), Key::Index(i)) => a.get(i - 1).cloned().unwrap_or(Value::Null),
+            (Value::Array(a), Key::Index(i)) => i
+                .checked_sub(1)
+                .and_then(|i| a.get(i))
+                .cloned()
+                .unwrap_or(Value::Null),
             _ => Value::Null,
         };
     }

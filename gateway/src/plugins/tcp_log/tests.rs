@@ -86,3 +86,13 @@ fn wire_lines_escape_slashes_like_cjson() {
     let back: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
     assert_eq!(back["uri"], "/coupon/apply");
 }
+
+#[test]
+fn index_zero_is_nil_as_in_lua() {
+    // Found by the snippet property test: `[0]` was refused, though Lua reads it as nil.
+    let s = compile("return kong.log.serialize()['tries'][0]").unwrap();
+    let payload = json!({"tries": [{"ip": "127.0.0.1"}]});
+    assert_eq!(s.run(&ctx(), &payload).unwrap(), None);
+    let s = compile("return kong.log.serialize()['tries'][1]['ip']").unwrap();
+    assert_eq!(s.run(&ctx(), &payload).unwrap(), Some(json!("127.0.0.1")));
+}
