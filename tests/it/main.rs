@@ -14,3 +14,4 @@ mod security;
 mod seeds;
 mod spanmetrics;
 mod tcplog;
+mod tls_clients;

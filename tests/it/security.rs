@@ -14,13 +14,13 @@ use crate::support::process::{free_port, Collector};
 use crate::support::sink::Sink;
 
 /// A CA and certificates it signed, written as PEM files into a directory.
-struct Pki {
+pub(crate) struct Pki {
     ca: CertifiedIssuer<'static, KeyPair>,
     dir: PathBuf,
 }
 
 impl Pki {
-    fn new(dir: &Path, name: &str) -> Self {
+    pub(crate) fn new(dir: &Path, name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -34,14 +34,20 @@ impl Pki {
         Self { ca, dir }
     }
 
-    fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.dir.join("ca.crt")
     }
 
     /// Writes `<name>.crt` and `<name>.key` for `localhost` / 127.0.0.1.
-    fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
+    pub(crate) fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
+        self.issue_for(name, &["localhost", "127.0.0.1"])
+    }
+
+    /// Writes `<name>.crt` and `<name>.key` for the subject alternative names `sans`.
+    pub(crate) fn issue_for(&self, name: &str, sans: &[&str]) -> (PathBuf, PathBuf) {
         let params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+            CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         let (crt, pem) = (
@@ -54,12 +60,12 @@ impl Pki {
     }
 }
 
-fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
 /// Runs curl; returns (exit code, stdout).
-fn curl(args: &[&str]) -> (i32, String) {
+pub(crate) fn curl(args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new("curl")
         .args(["--max-time", "10", "-s"])
         .args(args)
@@ -75,7 +81,7 @@ const LOG: &str =
     r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"over tls"}}]}]}]}"#;
 
 /// POSTs one log record; returns (curl exit code, HTTP status).
-fn post_log(url: &str, extra: &[&str]) -> (i32, String) {
+pub(crate) fn post_log(url: &str, extra: &[&str]) -> (i32, String) {
     let mut args = vec![
         "-o",
         "/dev/null",
@@ -91,7 +97,7 @@ fn post_log(url: &str, extra: &[&str]) -> (i32, String) {
     curl(&args)
 }
 
-fn write(dir: &Path, text: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("collector.yaml");
     std::fs::write(&p, text).unwrap();
     p
