@@ -188,3 +188,94 @@ service:
     );
     backend.terminate();
 }
+
+/// Names of the metrics the sink received.
+fn metric_names(sink: &Sink) -> Vec<String> {
+    sink.received()
+        .into_iter()
+        .flat_map(|r| match r.batch {
+            otelpipe::pipeline::Batch::Metrics(rm) => rm,
+            _ => Vec::new(),
+        })
+        .flat_map(|rm| rm.scope_metrics)
+        .flat_map(|sm| sm.metrics)
+        .map(|m| m.name)
+        .collect()
+}
+
+#[test]
+fn the_scraper_verifies_the_prometheus_exporter_over_tls_with_server_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "pki");
+    let (crt, key) = pki.issue_for("exporter", &["collector.test"]);
+    let sink = Sink::http();
+    let (front, prom, metrics) = (free_port(), free_port(), free_port());
+    let config = write(
+        dir.path(),
+        &format!(
+            "receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{front}
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: self
+          scrape_interval: 1s
+          scheme: https
+          tls_config:
+            ca_file: {ca}
+            server_name: collector.test
+          static_configs:
+            - targets: ['127.0.0.1:{prom}']
+exporters:
+  prometheus:
+    endpoint: 127.0.0.1:{prom}
+    tls: {{cert_file: {crt}, key_file: {key}}}
+  otlphttp:
+    endpoint: http://{sink}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    metrics/in:
+      receivers: [otlp]
+      exporters: [prometheus]
+    metrics/scraped:
+      receivers: [prometheus]
+      exporters: [otlphttp]
+",
+            ca = path(&pki.ca_file()),
+            crt = path(&crt),
+            key = path(&key),
+            sink = sink.addr,
+        ),
+    );
+    let collector = Collector::start(&config, &[], front);
+    let gauge = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"tls_probe","gauge":{"dataPoints":[{"asDouble":1}]}}]}]}]}"#;
+    let (code, status) = crate::security::curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        gauge,
+        &format!("http://127.0.0.1:{front}/v1/metrics"),
+    ]);
+    assert_eq!((code, status.as_str()), (0, "200"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !metric_names(&sink).iter().any(|n| n == "tls_probe") {
+        assert!(
+            Instant::now() < deadline,
+            "tls_probe scraped over TLS: {:?}",
+            metric_names(&sink)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}
