@@ -449,6 +449,20 @@ fn redact(value: &mut Value, secret: bool) {
                         }
                         continue;
                     }
+                    // headers_setter: a list of {key, value | from_context, default_value}.
+                    if let Value::Sequence(entries) = item {
+                        for entry in entries.iter_mut() {
+                            if let Value::Mapping(entry) = entry {
+                                for (name, v) in entry.iter_mut() {
+                                    if matches!(key_text(name).as_str(), "value" | "default_value")
+                                    {
+                                        *v = Value::String("[REDACTED]".into());
+                                    }
+                                }
+                            }
+                        }
+                        continue;
+                    }
                 }
                 redact(item, child_secret);
             }

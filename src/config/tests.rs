@@ -254,3 +254,19 @@ fn print_config_redacts_tls_keys_tokens_and_htpasswd() {
         assert!(printed.contains(visible), "{visible} missing in {printed}");
     }
 }
+
+#[test]
+fn print_config_redacts_headers_setter_values_but_keeps_keys() {
+    let loaded = load_text(
+        "extensions:\n  headers_setter:\n    headers:\n      - key: Api-Key\n        value: ${env:KEY}\n      - key: X-Tenant\n        from_context: tenant\n        default_value: hidden-default\n",
+        &env(&[("KEY", "s3cr3t")]),
+    )
+    .unwrap();
+    let printed = loaded.print();
+    for visible in ["Api-Key", "from_context: tenant", "X-Tenant"] {
+        assert!(printed.contains(visible), "{visible} missing in {printed}");
+    }
+    for secret in ["s3cr3t", "hidden-default"] {
+        assert!(!printed.contains(secret), "{secret} in {printed}");
+    }
+}

@@ -717,3 +717,75 @@ service:
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stdout.contains("kim-pass") && !stderr.contains("kim-pass"));
 }
+
+#[test]
+fn headers_setter_copies_request_metadata_to_otlphttp_and_otlp_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::http();
+    let grpc_sink = Sink::grpc();
+    let (http, metrics) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        &format!(
+            "extensions:
+  headers_setter:
+    headers:
+      - key: X-Scope-OrgID
+        from_context: tenant
+        default_value: anonymous
+      - key: Api-Key
+        value: ${{env:API_KEY}}
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+        include_metadata: true
+exporters:
+  otlphttp:
+    endpoint: http://{sink}
+    auth:
+      authenticator: headers_setter
+  otlp:
+    endpoint: {grpc_sink}
+    tls:
+      insecure: true
+    auth:
+      authenticator: headers_setter
+service:
+  extensions: [headers_setter]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp, otlp]
+",
+            sink = sink.addr,
+            grpc_sink = grpc_sink.addr,
+        ),
+    );
+    let collector = Collector::start(&config, &[("API_KEY", "k3y-value")], http);
+    let url = format!("http://127.0.0.1:{http}/v1/logs");
+    assert_eq!(
+        post_log(&url, &["-H", "Tenant: acme"]),
+        (0, "200".to_owned())
+    );
+    assert_eq!(sink.wait_for_items(1), 1);
+    assert_eq!(grpc_sink.wait_for_items(1), 1);
+    assert_eq!(post_log(&url, &[]), (0, "200".to_owned()));
+    assert_eq!(sink.wait_for_items(2), 2);
+    assert_eq!(grpc_sink.wait_for_items(2), 2);
+    for received in [sink.received(), grpc_sink.received()] {
+        let tenants: Vec<&str> = received
+            .iter()
+            .map(|r| r.headers["x-scope-orgid"].as_str())
+            .collect();
+        assert_eq!(tenants, ["acme", "anonymous"]);
+        assert!(received.iter().all(|r| r.headers["api-key"] == "k3y-value"));
+    }
+    let (code, stdout, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stdout.contains("k3y-value") && !stderr.contains("k3y-value"));
+}

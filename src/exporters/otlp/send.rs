@@ -96,7 +96,7 @@ impl GrpcSender {
         *request.metadata_mut() = self.metadata.clone();
         if let Some(auth) = self.auth.get() {
             let mut headers = std::mem::take(request.metadata_mut()).into_headers();
-            headers.extend(auth.headers());
+            auth.apply(&mut headers);
             *request.metadata_mut() = MetadataMap::from_headers(headers);
         }
         request

@@ -151,12 +151,11 @@ impl Export for HttpSender {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let body = self.encode(batch);
         let body = self.compression.compress(&body);
-        let mut request = self.client.post(&self.url).headers(self.headers.clone());
+        let mut headers = self.headers.clone();
         if let Some(auth) = self.auth.get() {
-            for (name, value) in auth.headers() {
-                request = request.header(name, value);
-            }
+            auth.apply(&mut headers);
         }
+        let mut request = self.client.post(&self.url).headers(headers);
         request = request.header(
             http::header::CONTENT_TYPE,
             if self.json {
