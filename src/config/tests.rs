@@ -271,3 +271,26 @@ fn print_config_redacts_headers_setter_values_but_keeps_keys() {
         assert!(!printed.contains(secret), "{secret} in {printed}");
     }
 }
+
+#[test]
+fn environment_values_never_appear_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "c.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      http:\n        max_request_body_size: ${env:SIZE}\nexporters:\n  otlphttp:\n    endpoint: \"${env:URL}\"\nservice:\n  pipelines:\n    logs: {receivers: [otlp], exporters: [otlphttp]}\n",
+    );
+    let e = env(&[("SIZE", "hunter2big"), ("URL", "ftp://user:pw@host")]);
+    let errors = match load(&[Source::Uri(file)], &[], &e) {
+        Ok(loaded) => crate::config::validate::validate(&loaded)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+        Err(e) => e.to_string(),
+    };
+    assert!(errors.contains("max_request_body_size"), "{errors}");
+    assert!(errors.contains("[REDACTED]"), "{errors}");
+    for secret in ["hunter2big", "user:pw"] {
+        assert!(!errors.contains(secret), "{secret} in {errors}");
+    }
+}
