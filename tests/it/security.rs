@@ -371,7 +371,8 @@ service:
 "
         ),
     );
-    let collector = Collector::start(&config, &[], health);
+    // Receivers start last: once the otlp port listens, the exporter and health_check do.
+    let collector = Collector::start(&config, &[], http);
     let ca_file = pki.ca_file();
     let ca = path(&ca_file);
     let metric = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"requests","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[{"asInt":"3","timeUnixNano":"1700000000000000000"}]}}]}]}]}"#;
