@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod opentelemetry;
 mod prometheus;
+mod properties;
 mod proxy;
 mod status;
 mod support;
