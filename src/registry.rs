@@ -36,6 +36,7 @@ pub static CONNECTORS: &[&dyn ConnectorFactory] = &[&crate::connectors::spanmetr
 pub static EXTENSIONS: &[&dyn ExtensionFactory] = &[
     &crate::extensions::basicauth::FACTORY,
     &crate::extensions::bearertokenauth::FACTORY,
+    &crate::extensions::headers_setter::FACTORY,
     &crate::extensions::file_storage::FACTORY,
     &crate::extensions::health_check::FACTORY,
 ];

@@ -2,6 +2,7 @@
 //! the whole process, the server `tls` settings every listener takes, and the listener that
 //! terminates TLS in front of the gRPC and HTTP servers.
 
+pub mod client;
 pub mod listener;
 pub mod server;
 

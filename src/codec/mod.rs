@@ -4,3 +4,6 @@ pub mod compression;
 pub mod json;
 
 pub use compression::{Compression, DecompressError};
+
+#[cfg(test)]
+mod properties;

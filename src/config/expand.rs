@@ -351,4 +351,73 @@ mod tests {
         assert_eq!(v["${env:TOKEN}"], s("abc"));
         assert_eq!(v["list"][0], Value::Number(4317.into()));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Text made of the pieces expansion cares about, so that most cases reach it.
+        fn template() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("${".to_owned()),
+                Just("}".to_owned()),
+                Just("$$".to_owned()),
+                Just("$".to_owned()),
+                Just("env:".to_owned()),
+                Just(":-".to_owned()),
+                Just("TOKEN".to_owned()),
+                Just("INDIRECT".to_owned()),
+                Just("UNSET".to_owned()),
+                Just("file:".to_owned()),
+                "[a-z0-9 :{}\\[\\],]{0,4}",
+            ];
+            proptest::collection::vec(piece, 0..12).prop_map(|p| p.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any value expands or fails with an error; it never panics or loops.
+            #[test]
+            fn any_text_expands_or_fails(text in template()) {
+                let _outcome = expand(&text);
+            }
+
+            /// Text without `$` is left exactly as written.
+            #[test]
+            fn text_without_dollar_is_untouched(text in "[^$]{0,32}") {
+                prop_assert_eq!(expand(&text).unwrap(), s(&text));
+            }
+
+            /// `$$` always yields one literal `$`, whatever follows it.
+            #[test]
+            fn doubled_dollar_is_a_literal(before in "[a-z ]{0,6}", after in "[a-z{}A-Z_]{0,8}") {
+                let text = format!("{before}$${after}");
+                prop_assert_eq!(expand(&text).unwrap(), s(&format!("{before}${after}")));
+            }
+
+            /// A default applies only when the variable is unset.
+            #[test]
+            fn defaults_apply_only_when_unset(default in "[a-z0-9]{1,8}") {
+                prop_assert_eq!(expand(&format!("x${{env:UNSET:-{default}}}")).unwrap(), s(&format!("x{default}")));
+                prop_assert_eq!(expand(&format!("x${{env:TOKEN:-{default}}}")).unwrap(), s("xabc"));
+            }
+
+            /// The whole loader (YAML parse, merge, expansion, split) on arbitrary text.
+            #[test]
+            fn the_loader_takes_any_text(text in "[ -~\\n]{0,200}", shaped in template()) {
+                let dir = tempfile::tempdir().unwrap();
+                for (i, body) in [text, format!("receivers:\n  otlp:\n    x: \"{shaped}\"\n  {shaped}: 1\n")].iter().enumerate() {
+                    let path = dir.path().join(format!("{i}.yaml"));
+                    std::fs::write(&path, body).unwrap();
+                    let source = crate::config::Source::Uri(path.to_string_lossy().into_owned());
+                    if let Ok(loaded) = crate::config::load(&[source], &[], &env()) {
+                        let _outcome = crate::config::validate::validate(&loaded);
+                        let _outcome = loaded.print();
+                    }
+                }
+            }
+        }
+    }
 }

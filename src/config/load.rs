@@ -24,6 +24,8 @@ pub struct Loaded {
     /// Sources merged and expanded (for `print-config`).
     pub resolved: Value,
     sources: Vec<(String, Locations)>,
+    /// Values read from the environment (longest first): never shown in errors.
+    env_values: Vec<String>,
 }
 
 impl Loaded {
@@ -43,8 +45,19 @@ impl Loaded {
         ConfigError {
             location: self.locate(&path),
             path: path.join("::"),
-            message: message.into(),
+            message: self.scrub(message.into()),
         }
+    }
+
+    /// `message` with every environment value it quotes replaced by `[REDACTED]` (values
+    /// shorter than 3 characters are left: they would match ordinary words).
+    fn scrub(&self, mut message: String) -> String {
+        for value in &self.env_values {
+            if message.contains(value.as_str()) {
+                message = message.replace(value.as_str(), "[REDACTED]");
+            }
+        }
+        message
     }
 
     /// The resolved config as YAML, with secrets (header values, tokens, passwords)
@@ -94,14 +107,24 @@ pub fn load(sources: &[Source], sets: &[String], env: &dyn Env) -> Result<Loaded
         config: Config::default(),
         resolved,
         sources: located,
+        env_values: Vec::new(),
     };
 
-    let env = WithDefaults {
-        first: env,
-        defaults: &defaults,
+    let env = Recording {
+        inner: &WithDefaults {
+            first: env,
+            defaults: &defaults,
+        },
+        seen: std::cell::RefCell::new(Vec::new()),
     };
     let mut unset = Vec::new();
-    if let Err((path, e)) = expand_value(&mut loaded.resolved, &env, &mut Vec::new(), &mut unset) {
+    let expanded = expand_value(&mut loaded.resolved, &env, &mut Vec::new(), &mut unset);
+    let mut seen = env.seen.into_inner();
+    seen.retain(|v| v.len() >= 3);
+    seen.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    seen.dedup();
+    loaded.env_values = seen;
+    if let Err((path, e)) = expanded {
         return Err(ConfigErrors::one(loaded.error_at(path, e.to_string())));
     }
     unset.sort();
@@ -116,6 +139,20 @@ pub fn load(sources: &[Source], sets: &[String], env: &dyn Env) -> Result<Loaded
             Ok(loaded)
         }
         Err(errors) => Err(ConfigErrors(errors)),
+    }
+}
+
+/// An [`Env`] that remembers the values it handed out.
+struct Recording<'a> {
+    inner: &'a dyn Env,
+    seen: std::cell::RefCell<Vec<String>>,
+}
+
+impl Env for Recording<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        let value = self.inner.get(name)?;
+        self.seen.borrow_mut().push(value.clone());
+        Some(value)
     }
 }
 
@@ -446,6 +483,20 @@ fn redact(value: &mut Value, secret: bool) {
                     if let Value::Mapping(headers) = item {
                         for (_, v) in headers.iter_mut() {
                             *v = Value::String("[REDACTED]".into());
+                        }
+                        continue;
+                    }
+                    // headers_setter: a list of {key, value | from_context, default_value}.
+                    if let Value::Sequence(entries) = item {
+                        for entry in entries.iter_mut() {
+                            if let Value::Mapping(entry) = entry {
+                                for (name, v) in entry.iter_mut() {
+                                    if matches!(key_text(name).as_str(), "value" | "default_value")
+                                    {
+                                        *v = Value::String("[REDACTED]".into());
+                                    }
+                                }
+                            }
                         }
                         continue;
                     }

@@ -191,7 +191,8 @@ fn unknown_types_list_valid_values() {
         joined.contains("use the debug exporter instead"),
         "{joined}"
     );
-    assert!(joined.contains("c.yaml:4:3: extensions::health_chek: unknown type: \"health_chek\" for id: \"health_chek\" (valid values: [basicauth bearertokenauth file_storage health_check"), "{joined}");
+    assert!(joined.contains("c.yaml:4:3: extensions::health_chek: unknown type: \"health_chek\" for id: \"health_chek\" (valid values: [basicauth bearertokenauth file_storage "), "{joined}");
+    assert!(joined.contains(" health_check]"), "{joined}");
     assert!(
         joined.contains("(did you mean \"health_check\"?)"),
         "{joined}"
@@ -252,5 +253,44 @@ fn print_config_redacts_tls_keys_tokens_and_htpasswd() {
     // What is not a secret stays readable.
     for visible in ["/etc/htpasswd", "/etc/server.crt", "username: user"] {
         assert!(printed.contains(visible), "{visible} missing in {printed}");
+    }
+}
+
+#[test]
+fn print_config_redacts_headers_setter_values_but_keeps_keys() {
+    let loaded = load_text(
+        "extensions:\n  headers_setter:\n    headers:\n      - key: Api-Key\n        value: ${env:KEY}\n      - key: X-Tenant\n        from_context: tenant\n        default_value: hidden-default\n",
+        &env(&[("KEY", "s3cr3t")]),
+    )
+    .unwrap();
+    let printed = loaded.print();
+    for visible in ["Api-Key", "from_context: tenant", "X-Tenant"] {
+        assert!(printed.contains(visible), "{visible} missing in {printed}");
+    }
+    for secret in ["s3cr3t", "hidden-default"] {
+        assert!(!printed.contains(secret), "{secret} in {printed}");
+    }
+}
+
+#[test]
+fn environment_values_never_appear_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "c.yaml",
+        "receivers:\n  otlp:\n    protocols:\n      http:\n        max_request_body_size: ${env:SIZE}\nexporters:\n  otlphttp:\n    endpoint: \"${env:URL}\"\nservice:\n  pipelines:\n    logs: {receivers: [otlp], exporters: [otlphttp]}\n",
+    );
+    let e = env(&[("SIZE", "hunter2big"), ("URL", "ftp://user:pw@host")]);
+    let errors = match load(&[Source::Uri(file)], &[], &e) {
+        Ok(loaded) => crate::config::validate::validate(&loaded)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+        Err(e) => e.to_string(),
+    };
+    assert!(errors.contains("max_request_body_size"), "{errors}");
+    assert!(errors.contains("[REDACTED]"), "{errors}");
+    for secret in ["hunter2big", "user:pw"] {
+        assert!(!errors.contains(secret), "{secret} in {errors}");
     }
 }

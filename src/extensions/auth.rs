@@ -74,6 +74,14 @@ pub trait ServerAuth: Send + Sync {
 pub trait ClientAuth: Send + Sync {
     /// Headers (or gRPC metadata) to add; values are marked sensitive.
     fn headers(&self) -> Vec<(http::HeaderName, http::HeaderValue)>;
+
+    /// Edits the headers (or gRPC metadata) of one outgoing request. The default sets
+    /// [`ClientAuth::headers`], replacing values already there.
+    fn apply(&self, headers: &mut http::HeaderMap) {
+        for (name, value) in self.headers() {
+            headers.insert(name, value);
+        }
+    }
 }
 
 /// A resolved client authenticator: the running extension.
@@ -95,6 +103,13 @@ impl ClientAuthenticator {
                 "failed to resolve authenticator \"{}\": authenticator not found",
                 auth.authenticator
             ))),
+        }
+    }
+
+    /// Edits the headers of the next request (see [`ClientAuth::apply`]).
+    pub fn apply(&self, headers: &mut http::HeaderMap) {
+        if let Some(auth) = self.0.client_auth() {
+            auth.apply(headers);
         }
     }
 

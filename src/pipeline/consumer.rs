@@ -34,20 +34,25 @@ pub trait Consumer: Send + Sync + 'static {
 }
 
 /// Room held in a consumer for one batch; dropping it unused gives the room back.
-pub struct Reservation(Box<dyn FnOnce(Batch) -> Result<(), ConsumeError> + Send>);
+pub struct Reservation(Box<Commit>);
+
+/// What a [`Reservation`] does with the batch and its client when committed.
+type Commit = dyn FnOnce(Batch, &ClientInfo) -> Result<(), ConsumeError> + Send;
 
 impl Reservation {
     /// A reservation that hands the batch over with `commit`.
-    pub fn new(commit: impl FnOnce(Batch) -> Result<(), ConsumeError> + Send + 'static) -> Self {
+    pub fn new(
+        commit: impl FnOnce(Batch, &ClientInfo) -> Result<(), ConsumeError> + Send + 'static,
+    ) -> Self {
         Self(Box::new(commit))
     }
 
-    /// Hands `batch` over into the reserved room, without waiting.
+    /// Hands `batch` (sent by `client`) over into the reserved room, without waiting.
     ///
     /// # Errors
     /// When the consumer fails to store it after all (a disk write failing).
-    pub fn commit(self, batch: Batch) -> Result<(), ConsumeError> {
-        (self.0)(batch)
+    pub fn commit(self, batch: Batch, client: &ClientInfo) -> Result<(), ConsumeError> {
+        (self.0)(batch, client)
     }
 }
 

@@ -67,7 +67,7 @@ impl Consumer for Fanout {
                 batch.clone().expect("kept until the last consumer")
             };
             let result = match reservation {
-                Some(r) => r.commit(copy),
+                Some(r) => r.commit(copy, client),
                 None => consumer.consume(copy, client).await,
             };
             if let Err(e) = result {
@@ -89,7 +89,7 @@ impl Consumer for Fanout {
                 None => return Ok(None),
             }
         }
-        Ok(Some(Reservation::new(move |batch| {
+        Ok(Some(Reservation::new(move |batch, client| {
             let last = reserved.len() - 1;
             let mut batch = Some(batch);
             let mut errors = Vec::new();
@@ -101,7 +101,7 @@ impl Consumer for Fanout {
                 } else {
                     batch.clone().expect("kept until the last consumer")
                 };
-                if let Err(e) = r.commit(copy) {
+                if let Err(e) = r.commit(copy, client) {
                     errors.push(e);
                 }
             }

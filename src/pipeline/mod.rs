@@ -3,7 +3,7 @@
 
 mod batch;
 mod capture;
-mod client;
+pub mod client;
 mod consumer;
 mod fanout;
 pub mod graph;

@@ -15,3 +15,4 @@ mod security;
 mod seeds;
 mod spanmetrics;
 mod tcplog;
+mod tls_clients;

@@ -14,13 +14,13 @@ use crate::support::process::{free_port, Collector};
 use crate::support::sink::Sink;
 
 /// A CA and certificates it signed, written as PEM files into a directory.
-struct Pki {
+pub(crate) struct Pki {
     ca: CertifiedIssuer<'static, KeyPair>,
     dir: PathBuf,
 }
 
 impl Pki {
-    fn new(dir: &Path, name: &str) -> Self {
+    pub(crate) fn new(dir: &Path, name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -34,14 +34,20 @@ impl Pki {
         Self { ca, dir }
     }
 
-    fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.dir.join("ca.crt")
     }
 
     /// Writes `<name>.crt` and `<name>.key` for `localhost` / 127.0.0.1.
-    fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
+    pub(crate) fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
+        self.issue_for(name, &["localhost", "127.0.0.1"])
+    }
+
+    /// Writes `<name>.crt` and `<name>.key` for the subject alternative names `sans`.
+    pub(crate) fn issue_for(&self, name: &str, sans: &[&str]) -> (PathBuf, PathBuf) {
         let params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+            CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         let (crt, pem) = (
@@ -54,12 +60,12 @@ impl Pki {
     }
 }
 
-fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
 /// Runs curl; returns (exit code, stdout).
-fn curl(args: &[&str]) -> (i32, String) {
+pub(crate) fn curl(args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new("curl")
         .args(["--max-time", "10", "-s"])
         .args(args)
@@ -75,7 +81,7 @@ const LOG: &str =
     r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"over tls"}}]}]}]}"#;
 
 /// POSTs one log record; returns (curl exit code, HTTP status).
-fn post_log(url: &str, extra: &[&str]) -> (i32, String) {
+pub(crate) fn post_log(url: &str, extra: &[&str]) -> (i32, String) {
     let mut args = vec![
         "-o",
         "/dev/null",
@@ -91,7 +97,7 @@ fn post_log(url: &str, extra: &[&str]) -> (i32, String) {
     curl(&args)
 }
 
-fn write(dir: &Path, text: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("collector.yaml");
     std::fs::write(&p, text).unwrap();
     p
@@ -365,7 +371,8 @@ service:
 "
         ),
     );
-    let collector = Collector::start(&config, &[], health);
+    // Receivers start last: once the otlp port listens, the exporter and health_check do.
+    let collector = Collector::start(&config, &[], http);
     let ca_file = pki.ca_file();
     let ca = path(&ca_file);
     let metric = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"requests","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[{"asInt":"3","timeUnixNano":"1700000000000000000"}]}}]}]}]}"#;
@@ -710,4 +717,76 @@ service:
     let (code, stdout, stderr) = collector.terminate();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stdout.contains("kim-pass") && !stderr.contains("kim-pass"));
+}
+
+#[test]
+fn headers_setter_copies_request_metadata_to_otlphttp_and_otlp_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::http();
+    let grpc_sink = Sink::grpc();
+    let (http, metrics) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        &format!(
+            "extensions:
+  headers_setter:
+    headers:
+      - key: X-Scope-OrgID
+        from_context: tenant
+        default_value: anonymous
+      - key: Api-Key
+        value: ${{env:API_KEY}}
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+        include_metadata: true
+exporters:
+  otlphttp:
+    endpoint: http://{sink}
+    auth:
+      authenticator: headers_setter
+  otlp:
+    endpoint: {grpc_sink}
+    tls:
+      insecure: true
+    auth:
+      authenticator: headers_setter
+service:
+  extensions: [headers_setter]
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlphttp, otlp]
+",
+            sink = sink.addr,
+            grpc_sink = grpc_sink.addr,
+        ),
+    );
+    let collector = Collector::start(&config, &[("API_KEY", "k3y-value")], http);
+    let url = format!("http://127.0.0.1:{http}/v1/logs");
+    assert_eq!(
+        post_log(&url, &["-H", "Tenant: acme"]),
+        (0, "200".to_owned())
+    );
+    assert_eq!(sink.wait_for_items(1), 1);
+    assert_eq!(grpc_sink.wait_for_items(1), 1);
+    assert_eq!(post_log(&url, &[]), (0, "200".to_owned()));
+    assert_eq!(sink.wait_for_items(2), 2);
+    assert_eq!(grpc_sink.wait_for_items(2), 2);
+    for received in [sink.received(), grpc_sink.received()] {
+        let tenants: Vec<&str> = received
+            .iter()
+            .map(|r| r.headers["x-scope-orgid"].as_str())
+            .collect();
+        assert_eq!(tenants, ["acme", "anonymous"]);
+        assert!(received.iter().all(|r| r.headers["api-key"] == "k3y-value"));
+    }
+    let (code, stdout, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stdout.contains("k3y-value") && !stderr.contains("k3y-value"));
 }

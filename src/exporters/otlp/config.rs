@@ -117,6 +117,7 @@ impl Config {
                 format!("unsupported compression type {:?}", self.compression),
             ));
         }
+        self.tls.validate().map_err(|e| e.under("tls"))?;
         self.retry_on_failure.validate()?;
         self.sending_queue.validate()
     }

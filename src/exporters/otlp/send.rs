@@ -12,7 +12,7 @@ use prost::Message;
 use tonic::client::Grpc;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 use super::codec::EncodedCodec;
@@ -35,7 +35,8 @@ impl GrpcSender {
     pub(super) fn new(config: &Config) -> Result<Self, ComponentError> {
         crate::tls::install_crypto_provider();
         let (target, use_tls) = config.target();
-        let scheme = if use_tls { "https" } else { "http" };
+        // TLS, when used, is the connector's: tonic sees a plain `http` endpoint.
+        let scheme = "http";
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{target}"))
             .map_err(|e| ComponentError::Other(format!("invalid endpoint {target:?}: {e}")))?
             .timeout(config.timeout);
@@ -48,39 +49,26 @@ impl GrpcSender {
             }
             endpoint = endpoint.keep_alive_while_idle(ka.permit_without_stream);
         }
-        if use_tls {
-            let mut tls = ClientTlsConfig::new().with_native_roots();
-            if let Some(path) = &config.tls.ca_file {
-                let pem = std::fs::read(path)
-                    .map_err(|e| ComponentError::Other(format!("cannot read {path:?}: {e}")))?;
-                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
-            }
-            if let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) {
-                let read = |p: &String| {
-                    std::fs::read(p)
-                        .map_err(|e| ComponentError::Other(format!("cannot read {p:?}: {e}")))
-                };
-                tls = tls.identity(tonic::transport::Identity::from_pem(
-                    read(cert)?,
-                    read(key)?,
-                ));
-            }
-            if let Some(name) = &config.tls.server_name_override {
-                tls = tls.domain_name(name.clone());
-            }
-            if config.tls.insecure_skip_verify {
-                tracing::warn!(endpoint = %target, "insecure_skip_verify is not supported by the gRPC exporter; the server certificate is verified.");
-            }
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| ComponentError::Other(format!("invalid TLS settings: {e}")))?;
-        }
         if let Some(authority) = &config.authority {
             let uri = format!("{scheme}://{authority}")
                 .parse()
                 .map_err(|e| ComponentError::Other(format!("invalid authority: {e}")))?;
             endpoint = endpoint.origin(uri);
         }
+        let channel = if use_tls {
+            let settings = config
+                .tls
+                .settings()
+                .map_err(|e| ComponentError::Other(e.to_string()))?;
+            if settings.insecure_skip_verify {
+                tracing::warn!(endpoint = %target, "insecure_skip_verify is set: the server certificate is not verified.");
+            }
+            let connector = crate::tls::client::Connector::new(&settings)
+                .map_err(|e| ComponentError::Other(e.to_string()))?;
+            endpoint.connect_with_connector_lazy(connector)
+        } else {
+            endpoint.connect_lazy()
+        };
         let mut metadata = MetadataMap::new();
         for (k, v) in &config.headers {
             let key = AsciiMetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
@@ -95,7 +83,7 @@ impl GrpcSender {
             _ => None,
         };
         Ok(Self {
-            channel: endpoint.connect_lazy(),
+            channel,
             compression,
             metadata,
             target,
@@ -109,7 +97,7 @@ impl GrpcSender {
         *request.metadata_mut() = self.metadata.clone();
         if let Some(auth) = self.auth.get() {
             let mut headers = std::mem::take(request.metadata_mut()).into_headers();
-            headers.extend(auth.headers());
+            auth.apply(&mut headers);
             *request.metadata_mut() = MetadataMap::from_headers(headers);
         }
         request

@@ -112,8 +112,12 @@ pub struct TlsClient {
     pub ca_pem: Option<String>,
     /// Client certificate (PEM) for mTLS.
     pub cert_file: Option<String>,
+    /// Client certificate inline (PEM).
+    pub cert_pem: Option<String>,
     /// Client key (PEM) for mTLS.
     pub key_file: Option<String>,
+    /// Client key inline (PEM).
+    pub key_pem: Option<String>,
     /// Server name to verify instead of the endpoint's host.
     pub server_name_override: Option<String>,
     /// Accepted: TLS 1.2 and 1.3 are both offered.
@@ -124,6 +128,62 @@ pub struct TlsClient {
     pub reload_interval: Option<yaml_serde::Value>,
     /// Accepted for compatibility.
     pub include_system_ca_certs_pool: Option<bool>,
+}
+
+impl TlsClient {
+    /// The files read and the options resolved for [`crate::tls::client`].
+    ///
+    /// # Errors
+    /// A file that cannot be read.
+    pub fn settings(
+        &self,
+    ) -> Result<crate::tls::client::Settings, crate::tls::client::ClientTlsError> {
+        use crate::tls::client::pem;
+        let cert = pem(self.cert_file.as_deref(), self.cert_pem.as_deref())?;
+        let key = pem(self.key_file.as_deref(), self.key_pem.as_deref())?;
+        Ok(crate::tls::client::Settings {
+            ca_pem: pem(self.ca_file.as_deref(), self.ca_pem.as_deref())?,
+            include_system_roots: self.include_system_ca_certs_pool.unwrap_or(false),
+            identity: cert.zip(key),
+            insecure_skip_verify: self.insecure_skip_verify,
+            server_name: self.server_name_override.clone(),
+            min_version: self.min_version.clone(),
+            max_version: self.max_version.clone(),
+        })
+    }
+
+    /// otelcol's rules for a client block. Paths are relative to `tls`.
+    ///
+    /// # Errors
+    /// A file and its inline PEM both given, a certificate without its key.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.ca_file.is_some() && self.ca_pem.is_some() {
+            return Err(FieldError::new(
+                "provide either a CA file or the PEM-encoded string, but not both",
+            ));
+        }
+        let has_cert = self.cert_file.is_some() || self.cert_pem.is_some();
+        let has_key = self.key_file.is_some() || self.key_pem.is_some();
+        if has_cert != has_key {
+            return Err(FieldError::new(
+                "for auth via TLS, provide both certificate and key, or neither",
+            ));
+        }
+        for (key, value) in [
+            ("min_version", &self.min_version),
+            ("max_version", &self.max_version),
+        ] {
+            if let Some(v) = value {
+                if !matches!(v.as_str(), "" | "1.0" | "1.1" | "1.2" | "1.3") {
+                    return Err(FieldError::at(
+                        &[key],
+                        format!("invalid TLS {key}: unsupported TLS version: {v:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -193,6 +253,7 @@ impl Config {
                 format!("unsupported compression type {:?}", self.compression),
             )
         })?;
+        self.tls.validate().map_err(|e| e.under("tls"))?;
         self.retry_on_failure.validate()?;
         self.sending_queue.validate()
     }

@@ -104,42 +104,21 @@ impl HttpSender {
     }
 }
 
-/// Applies client TLS settings.
+/// Applies client TLS settings: the rustls config is built here, once.
 fn tls(
-    mut builder: reqwest::ClientBuilder,
+    builder: reqwest::ClientBuilder,
     tls: &TlsClient,
 ) -> Result<reqwest::ClientBuilder, ComponentError> {
-    let read = |path: &str| {
-        std::fs::read(path).map_err(|e| ComponentError::Other(format!("cannot read {path:?}: {e}")))
-    };
-    let pem = match (&tls.ca_file, &tls.ca_pem) {
-        (Some(path), _) => Some(read(path)?),
-        (None, Some(text)) => Some(text.clone().into_bytes()),
-        (None, None) => None,
-    };
-    if let Some(pem) = pem {
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| ComponentError::Other(format!("invalid CA certificate: {e}")))?;
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
+    let settings = tls
+        .settings()
+        .map_err(|e| ComponentError::Other(e.to_string()))?;
+    if settings.insecure_skip_verify {
+        tracing::warn!("insecure_skip_verify is set: the server certificate is not verified.");
     }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem = read(cert)?;
-        pem.extend(read(key)?);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-            ComponentError::Other(format!("invalid client certificate or key: {e}"))
-        })?;
-        builder = builder.identity(identity);
-    }
-    if tls.insecure_skip_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    if let Some(name) = &tls.server_name_override {
-        builder = builder.tls_sni(true);
-        tracing::debug!(server_name = %name, "server_name_override is applied through the URL host only.");
-    }
-    Ok(builder)
+    let config = settings
+        .build(crate::tls::client::ALPN_HTTP)
+        .map_err(|e| ComponentError::Other(e.to_string()))?;
+    Ok(builder.tls_backend_preconfigured(config))
 }
 
 #[async_trait]
@@ -156,12 +135,11 @@ impl Export for HttpSender {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let body = self.encode(batch);
         let body = self.compression.compress(&body);
-        let mut request = self.client.post(&self.url).headers(self.headers.clone());
+        let mut headers = self.headers.clone();
         if let Some(auth) = self.auth.get() {
-            for (name, value) in auth.headers() {
-                request = request.header(name, value);
-            }
+            auth.apply(&mut headers);
         }
+        let mut request = self.client.post(&self.url).headers(headers);
         request = request.header(
             http::header::CONTENT_TYPE,
             if self.json {

@@ -125,8 +125,8 @@ enum Undelivered {
 pub struct QueuedExporter<E> {
     shared: Arc<Shared<E>>,
     queue: QueueConfig,
-    tx: mpsc::Sender<Batch>,
-    rx: Mutex<Option<mpsc::Receiver<Batch>>>,
+    tx: mpsc::Sender<(Batch, ClientInfo)>,
+    rx: Mutex<Option<mpsc::Receiver<(Batch, ClientInfo)>>>,
     tasks: TaskTracker,
     /// Set at start when `sending_queue.storage` names a storage extension.
     persistent: OnceLock<Arc<PersistentQueue>>,
@@ -408,10 +408,11 @@ impl<E: Export> QueuedExporter<E> {
 
 #[async_trait]
 impl<E: Export> Consumer for QueuedExporter<E> {
-    async fn consume(&self, batch: Batch, _client: &ClientInfo) -> Result<(), ConsumeError> {
+    async fn consume(&self, batch: Batch, client: &ClientInfo) -> Result<(), ConsumeError> {
         let shared = &self.shared;
         if !self.queue.enabled {
-            return shared.send(batch).await.map_err(|e| match e {
+            let sent = crate::pipeline::client::scope(client.clone(), shared.send(batch));
+            return sent.await.map_err(|e| match e {
                 ExportError::Permanent { message } => ConsumeError::permanent(message),
                 ExportError::Retryable { message, throttle } => ConsumeError {
                     kind: crate::pipeline::ErrorKind::Retryable {
@@ -427,14 +428,16 @@ impl<E: Export> Consumer for QueuedExporter<E> {
         }
         let result = if self.queue.blocks() {
             self.tx
-                .send(batch)
+                .send((batch, client.clone()))
                 .await
                 .map_err(|_| "exporter is shutting down")
         } else {
-            self.tx.try_send(batch).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => "sending queue is full",
-                mpsc::error::TrySendError::Closed(_) => "exporter is shutting down",
-            })
+            self.tx
+                .try_send((batch, client.clone()))
+                .map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => "sending queue is full",
+                    mpsc::error::TrySendError::Closed(_) => "exporter is shutting down",
+                })
         };
         match result {
             Ok(()) => {
@@ -460,7 +463,7 @@ impl<E: Export> Consumer for QueuedExporter<E> {
             let Some(slot) = queue.try_reserve() else {
                 return Err(shared.refuse_persistent(&OfferError::Full, items));
             };
-            return Ok(Some(Reservation::new(move |batch| {
+            return Ok(Some(Reservation::new(move |batch, _client| {
                 match slot.commit(persistent::encode(&batch)) {
                     Ok(len) => {
                         shared.counters.queue_size.set(len as f64);
@@ -471,8 +474,8 @@ impl<E: Export> Consumer for QueuedExporter<E> {
             })));
         }
         match self.tx.clone().try_reserve_owned() {
-            Ok(permit) => Ok(Some(Reservation::new(move |batch| {
-                let _sender = permit.send(batch);
+            Ok(permit) => Ok(Some(Reservation::new(move |batch, client| {
+                let _sender = permit.send((batch, client.clone()));
                 let n = shared.queued.fetch_add(1, Ordering::Relaxed) + 1;
                 shared.counters.queue_size.set(n as f64);
                 Ok(())
@@ -505,11 +508,11 @@ impl<E: Export> Component for QueuedExporter<E> {
         let tasks = self.tasks.clone();
         self.tasks.spawn(async move {
             loop {
-                let batch = tokio::select! {
+                let (batch, client) = tokio::select! {
                     biased;
                     () = shared.stop.cancelled() => break,
-                    batch = rx.recv() => match batch {
-                        Some(b) => b,
+                    item = rx.recv() => match item {
+                        Some(item) => item,
                         None => break,
                     },
                 };
@@ -521,16 +524,18 @@ impl<E: Export> Component for QueuedExporter<E> {
                 let worker = shared.clone();
                 tasks.spawn(async move {
                     // The error was logged and counted where it was decided.
-                    let _sent = worker.send(batch).await.is_ok();
+                    let sent = crate::pipeline::client::scope(client, worker.send(batch));
+                    let _sent = sent.await.is_ok();
                     drop(permit);
                 });
             }
             // Shutdown: what is still queued gets one attempt each (retries are off now).
             rx.close();
-            while let Some(batch) = rx.recv().await {
+            while let Some((batch, client)) = rx.recv().await {
                 let n = shared.queued.fetch_sub(1, Ordering::Relaxed) - 1;
                 shared.counters.queue_size.set(n as f64);
-                let _sent = shared.send(batch).await.is_ok();
+                let sent = crate::pipeline::client::scope(client, shared.send(batch));
+                let _sent = sent.await.is_ok();
             }
         });
         Ok(())

@@ -470,7 +470,7 @@ mod persistent_queue {
         assert!(e.consume(logs(1), &ClientInfo::default()).await.is_err());
         drop(held);
         let held = e.try_reserve(&logs(5)).unwrap().expect("room again");
-        held.commit(logs(5)).unwrap();
+        held.commit(logs(5), &ClientInfo::default()).unwrap();
         drain(&e, 1).await;
         e.shutdown().await.unwrap();
         assert_eq!(items(&e)[0], 5);

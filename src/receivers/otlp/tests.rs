@@ -371,3 +371,65 @@ fn config_defaults_and_rules() {
         vec!["localhost:4317", "localhost:4318"]
     );
 }
+
+/// Slow-loris: many connections trickling a request (headers never finished, or a body
+/// far shorter than announced) hold nothing the server needs for others; well-behaved
+/// clients keep being served on both protocols meanwhile.
+#[tokio::test]
+async fn trickling_clients_do_not_starve_well_behaved_ones() {
+    use tokio::io::AsyncWriteExt;
+    let r = start(BOTH).await;
+    let http_addr = r.bound.http.unwrap();
+    let grpc_addr = r.bound.grpc.unwrap();
+    let stop = CancellationToken::new();
+    let mut tricklers = Vec::new();
+    for i in 0..64 {
+        let addr = if i % 4 == 3 { grpc_addr } else { http_addr };
+        let head: &'static [u8] = match i % 4 {
+            0 => b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            1 => b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\n",
+            2 => b"POS",
+            _ => b"PRI * HTTP/2.0\r\n",
+        };
+        let stop = stop.clone();
+        tricklers.push(tokio::spawn(async move {
+            let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
+                return;
+            };
+            if tcp.write_all(head).await.is_err() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+                if tcp.write_all(b"a").await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let client = http_client();
+    for _ in 0..5 {
+        let resp = client
+            .post(format!("http://{http_addr}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(request(1).encode_to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let mut grpc = TraceServiceClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .unwrap();
+    grpc.export(request(1)).await.unwrap();
+    assert_eq!(r.traces.item_count(), 6);
+    stop.cancel();
+    for t in tricklers {
+        t.await.unwrap();
+    }
+    r.receiver.shutdown().await.unwrap();
+}

@@ -137,56 +137,47 @@ pub fn http_client(job: &Job) -> Result<reqwest::Client, ComponentError> {
         .map_err(|e| ComponentError::Other(format!("cannot build the HTTP client: {e}")))
 }
 
-/// Applies `tls_config` to a client builder.
+/// Applies `tls_config` to a client builder: the rustls config is built here, once.
 ///
 /// # Errors
 /// Unreadable or invalid PEM.
 pub fn tls(
-    mut builder: reqwest::ClientBuilder,
+    builder: reqwest::ClientBuilder,
     tls: &TlsConfig,
 ) -> Result<reqwest::ClientBuilder, ComponentError> {
-    let read = |path: &str| {
-        std::fs::read(path).map_err(|e| ComponentError::Other(format!("cannot read {path:?}: {e}")))
-    };
-    let ca = match (&tls.ca_file, &tls.ca) {
-        (Some(path), _) => match std::fs::read(path) {
-            Ok(pem) => Some(pem),
-            Err(e) => {
-                tracing::warn!(ca_file = %path, error = %e, "Cannot read the CA file; scrapes over https will fail verification.");
-                None
-            }
-        },
-        (None, Some(text)) => Some(text.clone().into_bytes()),
-        (None, None) => None,
-    };
-    if let Some(pem) = ca {
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| ComponentError::Other(format!("invalid CA certificate: {e}")))?;
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
+    use crate::tls::client::{pem, Settings};
+    let err = |e: crate::tls::client::ClientTlsError| ComponentError::Other(e.to_string());
+    let ca_pem = match pem(tls.ca_file.as_deref(), tls.ca.as_deref()) {
+        Ok(ca) => ca,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read the CA file; scrapes over https will fail verification.");
+            Some(Vec::new())
         }
-    }
-    let cert = match (&tls.cert_file, &tls.cert) {
-        (Some(p), _) => Some(read(p)?),
-        (None, Some(t)) => Some(t.clone().into_bytes()),
-        _ => None,
     };
-    let key = match (&tls.key_file, &tls.key) {
-        (Some(p), _) => Some(read(p)?),
-        (None, Some(t)) => Some(t.clone().into_bytes()),
-        _ => None,
+    let cert = pem(tls.cert_file.as_deref(), tls.cert.as_deref()).map_err(err)?;
+    let key = pem(tls.key_file.as_deref(), tls.key.as_deref()).map_err(err)?;
+    let settings = Settings {
+        ca_pem,
+        include_system_roots: false,
+        identity: cert.zip(key),
+        insecure_skip_verify: tls.insecure_skip_verify,
+        server_name: tls.server_name.clone(),
+        min_version: tls.min_version.as_deref().map(prometheus_version),
+        max_version: tls.max_version.as_deref().map(prometheus_version),
     };
-    if let (Some(mut cert), Some(key)) = (cert, key) {
-        cert.extend(key);
-        let identity = reqwest::Identity::from_pem(&cert).map_err(|e| {
-            ComponentError::Other(format!("invalid client certificate or key: {e}"))
-        })?;
-        builder = builder.identity(identity);
+    let config = settings.build(crate::tls::client::ALPN_HTTP).map_err(err)?;
+    Ok(builder.tls_backend_preconfigured(config))
+}
+
+/// Prometheus' `TLS12` as otelcol's `1.2`.
+fn prometheus_version(text: &str) -> String {
+    match text {
+        "TLS10" => "1.0".into(),
+        "TLS11" => "1.1".into(),
+        "TLS12" => "1.2".into(),
+        "TLS13" => "1.3".into(),
+        other => other.to_owned(),
     }
-    if tls.insecure_skip_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    Ok(builder)
 }
 
 /// Runs one job: takes discovery updates until `stop`, keeping one loop per target.

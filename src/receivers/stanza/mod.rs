@@ -253,4 +253,6 @@ fn push_outputs(
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
