@@ -8,6 +8,7 @@ mod opentelemetry;
 mod otel_logs;
 mod prometheus;
 mod proxy;
+mod shutdown;
 mod status;
 mod support;
 mod tcp_log;
