@@ -26,6 +26,7 @@ pub mod admin;
 pub mod conf;
 pub mod declarative;
 pub mod error;
+pub mod head_limits;
 pub mod listener;
 pub mod observability;
 pub mod plugins;

@@ -123,7 +123,15 @@ impl Gateway {
             let s = Arc::clone(&shared);
             let h = {
                 let s = Arc::clone(&shared);
-                move |req, peer, port| handler::handle(Arc::clone(&s), req, peer, port)
+                move |req: http::Request<hyper::body::Incoming>, peer, port| {
+                    let s = Arc::clone(&s);
+                    async move {
+                        match crate::head_limits::exceeded(&req) {
+                            Some(what) => crate::head_limits::reply(&s, &req, what),
+                            None => handler::handle(s, req, peer, port).await,
+                        }
+                    }
+                }
             };
             tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h, tls)));
         }
