@@ -2,10 +2,13 @@
 //!
 //! Modules, in the order a request meets them: [`conf`] (kong.conf and `KONG_*`),
 //! [`declarative`] (decK / Kong declarative files), [`state`] (the running configuration,
-//! swapped atomically), [`listener`] with [`tls`] (certificates by SNI) and [`rejected`]
-//! (Kong's 400s for unparsable requests), [`router`], [`proxy`] (with the [`plugins`]
+//! swapped atomically), [`listener`] with [`tls`] (certificates by SNI), [`rejected`]
+//! (Kong's 400s for unparsable requests) and [`head_limits`] (nginx's 8 KiB line limits),
+//! [`router`], [`proxy`] (with the [`plugins`]
 //! phases; upstream TLS, health checks and balancing live there), [`error`]
-//! (Kong's error responses), and the [`admin`] and [`status`] APIs. [`server`] starts it all.
+//! (Kong's error responses), and the [`admin`] and [`status`] APIs. [`server`] starts it all
+//! and stops it: listeners stop accepting, open requests finish, then the plugins' export
+//! queues are flushed ([`plugins::Plugin::drain`]).
 //!
 //! How one request travels:
 //!
@@ -26,6 +29,7 @@ pub mod admin;
 pub mod conf;
 pub mod declarative;
 pub mod error;
+pub mod head_limits;
 pub mod listener;
 pub mod observability;
 pub mod plugins;

@@ -25,6 +25,10 @@ use crate::tls::TlsInfo;
 /// Largest request head accepted (request line + headers); larger gets 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// How long a stopping listener lets its open connections finish their requests (as
+/// nginx's `worker_shutdown_timeout`); connections still open then are closed.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Longest a client may take to complete the TLS handshake (nginx's
 /// `client_header_timeout`, 60 s).
 pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -46,6 +50,7 @@ pub async fn serve<H, Fut, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let connections = tokio_util::task::TaskTracker::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -72,7 +77,7 @@ pub async fn serve<H, Fut, B>(
             Arc::clone(&shared.counters.rejected_requests),
         );
         let header_timeout = conf.client_header_timeout;
-        tokio::spawn(async move {
+        connections.spawn(async move {
             match tls {
                 None => {
                     let io = KongErrors::new(stream, conf, rejected);
@@ -117,6 +122,18 @@ pub async fn serve<H, Fut, B>(
             shared.counters.active.fetch_sub(1, Ordering::Relaxed);
             shared.counters.handled.fetch_add(1, Ordering::Relaxed);
         });
+    }
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            port,
+            open = connections.len(),
+            "connections still open after the shutdown grace period"
+        );
     }
 }
 

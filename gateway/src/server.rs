@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::server::ResolvesServerCert;
@@ -95,6 +96,9 @@ fn public(listens: &[Listen]) -> impl Iterator<Item = &Listen> {
     listens.iter().filter(|l| !l.addr.ip().is_loopback())
 }
 
+/// How long the stopping gateway waits for the plugins' queues to send what they hold.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Gateway {
     /// Binds every listener and starts serving.
     pub async fn start(conf: KongConf, config: Config) -> std::io::Result<Self> {
@@ -119,7 +123,15 @@ impl Gateway {
             let s = Arc::clone(&shared);
             let h = {
                 let s = Arc::clone(&shared);
-                move |req, peer, port| handler::handle(Arc::clone(&s), req, peer, port)
+                move |req: http::Request<hyper::body::Incoming>, peer, port| {
+                    let s = Arc::clone(&s);
+                    async move {
+                        match crate::head_limits::exceeded(&req) {
+                            Some(what) => crate::head_limits::reply(&s, &req, what),
+                            None => handler::handle(s, req, peer, port).await,
+                        }
+                    }
+                }
             };
             tasks.push(tokio::spawn(listener::serve(l, s, stop_rx.clone(), h, tls)));
         }
@@ -155,13 +167,30 @@ impl Gateway {
         })
     }
 
-    /// Stops accepting, lets open connections finish, and waits for the listeners.
+    /// Stops accepting, lets open connections finish their requests (bounded by
+    /// [`listener::SHUTDOWN_GRACE`]), then flushes the plugins' export queues and sends in
+    /// flight (bounded by [`DRAIN_TIMEOUT`]).
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
         for task in self.tasks {
             if let Err(error) = task.await {
                 tracing::warn!(%error, "listener task failed");
             }
+        }
+        let mut drains = tokio::task::JoinSet::new();
+        for drain in self
+            .shared
+            .runtime
+            .load()
+            .plugin_instances()
+            .iter()
+            .filter_map(|p| p.drain())
+        {
+            drains.spawn(drain);
+        }
+        let all = async { while drains.join_next().await.is_some() {} };
+        if tokio::time::timeout(DRAIN_TIMEOUT, all).await.is_err() {
+            tracing::warn!("plugin queues not flushed within the shutdown timeout");
         }
     }
 }

@@ -222,6 +222,21 @@ impl Runtime {
         out
     }
 
+    /// Every plugin instance once (global and route-scoped).
+    pub fn plugin_instances(&self) -> Vec<Arc<dyn Plugin>> {
+        let mut out: Vec<Arc<dyn Plugin>> = Vec::new();
+        for p in self
+            .global
+            .iter()
+            .chain(self.by_route.values().flat_map(|l| l.iter()))
+        {
+            if !out.iter().any(|o| Arc::ptr_eq(o, p)) {
+                out.push(Arc::clone(p));
+            }
+        }
+        out
+    }
+
     /// Global plugin instances, by priority (rewrite phase, and no-route requests).
     pub fn global_plugins(&self) -> PluginList {
         Arc::clone(&self.global)

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::crud::Reply;
 use crate::declarative::Kind;
+use crate::proxy::health::HealthState;
 use crate::state::Shared;
 
 /// The health listing of the upstream named or identified by `key`.
@@ -34,18 +35,26 @@ pub(super) fn upstream_health(shared: &Shared, key: &str) -> Reply {
                 .find(Kind::Targets, &t.target_id)
                 .cloned()
                 .unwrap_or_default();
-            let health = t.state.admin_name();
-            let available = if t.state == crate::proxy::health::HealthState::Unhealthy {
+            let dns_failed =
+                t.host.parse::<std::net::IpAddr>().is_err() && shared.dns.failed(&t.host);
+            let state = t.state.with_dns(dns_failed);
+            let health = state.admin_name();
+            let available = if matches!(state, HealthState::Unhealthy | HealthState::DnsError) {
                 0
             } else {
                 t.weight
+            };
+            let addresses = if dns_failed {
+                json!([])
+            } else {
+                json!([{"health": health, "ip": t.host, "port": t.port, "weight": t.weight}])
             };
             entity.insert("health".into(), Value::from(health));
             entity.insert(
                 "data".into(),
                 json!({
-                    "addresses": [{"health": health, "ip": t.host, "port": t.port, "weight": t.weight}],
-                    "dns": "ACCEPTED",
+                    "addresses": addresses,
+                    "dns": if dns_failed { "DNS_ERROR" } else { "ACCEPTED" },
                     "nodeWeight": t.weight,
                     "weight": {
                         "available": available,

@@ -32,6 +32,9 @@ use crate::proxy::context::RequestContext;
 /// The plugin instances that run for one request, by priority (highest first).
 pub type PluginList = Arc<[Arc<dyn Plugin>]>;
 
+/// What [`Plugin::drain`] returns.
+pub type Drain = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
 /// A response a plugin produces instead of proxying (Kong's `kong.response.exit`).
 #[derive(Debug, Clone)]
 pub struct Exit {
@@ -69,6 +72,13 @@ pub trait Plugin: Send + Sync {
 
     /// After the response is complete.
     fn log(&self, _ctx: &RequestContext) {}
+
+    /// When the gateway stops: a future that sends what the instance still holds (export
+    /// queues, sends in flight) and resolves once delivered or given up; `None` when it holds
+    /// nothing.
+    fn drain(&self) -> Option<Drain> {
+        None
+    }
 }
 
 /// Builds plugin instances from their stored `config`.

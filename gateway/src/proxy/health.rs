@@ -40,6 +40,8 @@ pub enum HealthState {
     Healthy,
     /// Skipped by the balancer.
     Unhealthy,
+    /// The target's host name did not resolve (the balancer has no address for it).
+    DnsError,
 }
 
 impl HealthState {
@@ -49,6 +51,7 @@ impl HealthState {
             Self::HealthchecksOff => "HEALTHCHECKS_OFF",
             Self::Healthy => "HEALTHY",
             Self::Unhealthy => "UNHEALTHY",
+            Self::DnsError => "DNS_ERROR",
         }
     }
 
@@ -58,6 +61,18 @@ impl HealthState {
             Self::HealthchecksOff => "healthchecks_off",
             Self::Healthy => "healthy",
             Self::Unhealthy => "unhealthy",
+            Self::DnsError => "dns_error",
+        }
+    }
+
+    /// The state reported for a target whose host name's last resolution failed
+    /// (`dns_failed`): `DnsError` then, whatever the checks say, as Kong's balancer reports
+    /// a target without addresses.
+    pub fn with_dns(self, dns_failed: bool) -> Self {
+        if dns_failed {
+            Self::DnsError
+        } else {
+            self
         }
     }
 }

@@ -111,7 +111,7 @@ async fn oversized_request_lines_are_refused_and_serving_continues() {
     let reply = raw(port, long_line.as_bytes()).await;
     let status = reply.split(' ').nth(1).unwrap_or_default();
     assert!(
-        matches!(status, "400" | "414"),
+        status == "414",
         "an oversized request line is refused: {reply}"
     );
     let many_headers: String = (0..4000).map(|i| format!("X-H{i}: {i}\r\n")).collect();

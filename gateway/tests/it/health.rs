@@ -223,3 +223,32 @@ services:
     server.abort();
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_target_whose_name_does_not_resolve_reports_dns_error() {
+    let yaml = r#"_format_version: "3.0"
+upstreams:
+- name: broken
+  targets:
+  - target: no-such-host.invalid:80
+services:
+- name: svc
+  host: broken
+  routes:
+  - name: r
+    paths: [/broken]
+"#;
+    let gw = gateway(yaml, &[]).await;
+    let (port, admin) = (gw.proxy[0].port(), gw.admin[0].port());
+    let before = health(admin, "broken").await;
+    assert_eq!(before["data"][0]["health"], "HEALTHCHECKS_OFF", "{before}");
+    let r = get(&format!("http://127.0.0.1:{port}/broken/x"), &[]).await;
+    assert!(r.status.is_server_error(), "{}", r.status);
+    let after = health(admin, "broken").await;
+    let t = &after["data"][0];
+    assert_eq!(t["health"], "DNS_ERROR", "{after}");
+    assert_eq!(t["data"]["dns"], "DNS_ERROR");
+    assert_eq!(t["data"]["addresses"], serde_json::json!([]));
+    assert_eq!(t["data"]["weight"]["available"], 0);
+    gw.shutdown().await;
+}

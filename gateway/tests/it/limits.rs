@@ -124,3 +124,72 @@ async fn a_blocked_upstream_write_times_out_with_504_after_write_timeout() {
     holder.abort();
     gw.shutdown().await;
 }
+
+/// A request line of exactly `len` bytes (CRLF excluded) for `GET /<path> HTTP/1.1`.
+fn request_line(len: usize) -> String {
+    let fixed = "GET / HTTP/1.1".len();
+    format!("GET /{} HTTP/1.1", "p".repeat(len - fixed))
+}
+
+/// Sends `request` on a fresh connection and returns the status line of the reply.
+async fn status_line(port: u16, request: &str) -> String {
+    let reply = raw(port, request.as_bytes()).await;
+    reply.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn request_and_header_lines_over_8k_get_414_and_400() {
+    let gw = gateway("", &[]).await;
+    let port = gw.proxy[0].port();
+    // A keep-alive connection opened before the oversized requests keeps being served.
+    let mut kept = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let close = "host: x\r\nconnection: close\r\n\r\n";
+
+    // One 8 KiB buffer holds the line with its CRLF; one byte more is too long.
+    let fits = format!("{}\r\n{close}", request_line(8190));
+    assert_eq!(status_line(port, &fits).await, "HTTP/1.1 404 Not Found");
+    let long = format!("{}\r\n{close}", request_line(8191));
+    let reply = raw(port, long.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 414 "), "{reply}");
+    assert!(reply.contains("content-type: text/plain; charset=utf-8\r\n"));
+    assert!(reply.contains("connection: close\r\n"));
+    assert!(reply.contains("server: kong/3.9.0\r\n"));
+    let (body, rid) = body_and_id(&reply);
+    assert_eq!(body, format!("URI too long\nrequest_id: {rid}\n"));
+
+    let header = |len: usize| format!("x-big: {}", "h".repeat(len - "x-big: ".len()));
+    let fits = format!("GET / HTTP/1.1\r\n{}\r\n{close}", header(8190));
+    assert_eq!(status_line(port, &fits).await, "HTTP/1.1 404 Not Found");
+    let big = format!(
+        "GET / HTTP/1.1\r\naccept: application/json\r\n{}\r\n{close}",
+        header(8191)
+    );
+    let reply = raw(port, big.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
+    assert!(reply.contains("content-type: application/json; charset=utf-8\r\n"));
+    let (body, rid) = body_and_id(&reply);
+    assert_eq!(
+        body,
+        format!("{{\n  \"message\":\"Request header or cookie too large\",\n  \"request_id\":\"{rid}\"\n}}")
+    );
+
+    kept.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), kept.read_to_end(&mut out))
+        .await
+        .expect("the earlier connection is answered")
+        .unwrap();
+    assert!(out.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
+    let r = get(&format!("http://127.0.0.1:{port}/"), &[]).await;
+    assert_eq!(r.status, 404, "other clients keep being served");
+    assert_eq!(
+        gw.shared
+            .counters
+            .rejected_requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    gw.shutdown().await;
+}

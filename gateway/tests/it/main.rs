@@ -10,6 +10,7 @@ mod otel_logs;
 mod prometheus;
 mod properties;
 mod proxy;
+mod shutdown;
 mod status;
 mod support;
 mod tcp_log;

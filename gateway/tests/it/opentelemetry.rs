@@ -24,13 +24,13 @@ use tokio::sync::mpsc;
 use crate::support::{echo_server, gateway, get};
 
 /// What the sink received in one export request.
-struct Export {
-    content_type: String,
-    request: ExportTraceServiceRequest,
+pub(crate) struct Export {
+    pub(crate) content_type: String,
+    pub(crate) request: ExportTraceServiceRequest,
 }
 
 /// An OTLP/HTTP traces sink; answers `fail_first` requests with 500, then 200.
-async fn sink(fail_first: usize) -> (SocketAddr, mpsc::UnboundedReceiver<Export>) {
+pub(crate) async fn sink(fail_first: usize) -> (SocketAddr, mpsc::UnboundedReceiver<Export>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();

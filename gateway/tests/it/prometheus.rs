@@ -267,3 +267,67 @@ plugins:
     assert!(!off.contains("kong_upstream_target_health"), "{off}");
     gw.shutdown().await;
 }
+
+/// The four `kong_upstream_target_health` series of `target` (its own address) with 1 on
+/// `current`, sorted as the exposition prints them.
+fn target_series(upstream: &str, target: &str, current: &str) -> Vec<String> {
+    let mut out: Vec<String> = ["dns_error", "healthchecks_off", "healthy", "unhealthy"]
+        .iter()
+        .map(|s| {
+            let v = u8::from(*s == current);
+            format!("kong_upstream_target_health{{upstream=\"{upstream}\",target=\"{target}\",address=\"{target}\",state=\"{s}\",subsystem=\"http\"}} {v}")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn upstream_health_metrics_follow_active_health_checks() {
+    let echo = echo_server("live").await;
+    let spare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = spare.local_addr().unwrap().to_string();
+    drop(spare);
+    let live = format!("127.0.0.1:{}", echo.addr.port());
+    let yaml = format!(
+        r#"_format_version: "3.0"
+upstreams:
+- name: checked
+  healthchecks:
+    active:
+      timeout: 2
+      http_path: /probe
+      healthy: {{interval: 0.05, successes: 1}}
+      unhealthy: {{interval: 0.05, tcp_failures: 1, http_failures: 1}}
+  targets:
+  - target: {live}
+  - target: {dead}
+- name: unchecked
+  targets:
+  - target: {live}
+plugins:
+- name: prometheus
+  config:
+    upstream_health_metrics: true
+"#
+    );
+    let gw = gateway(&yaml, &[]).await;
+    let metrics = format!("http://{}/metrics", gw.status[0]);
+    let mut expected = target_series("checked", &live, "healthy");
+    expected.extend(target_series("checked", &dead, "unhealthy"));
+    expected.extend(target_series("unchecked", &live, "healthchecks_off"));
+    expected.sort();
+    // The probes take the dead target out within a few intervals (bounded: 10 s).
+    let mut text = String::new();
+    for _ in 0..500 {
+        text = get(&metrics, &[]).await.text();
+        if health_lines(&text) == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(health_lines(&text), expected, "{text}");
+    let remarks = promtool(&text);
+    assert!(!remarks.iter().any(|l| l.contains("error")), "{remarks:?}");
+    gw.shutdown().await;
+}

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::support::{echo_server, gateway, get, self_signed_acceptor};
 
 /// A TCP listener that forwards every received line.
-async fn listener() -> (u16, mpsc::UnboundedReceiver<String>) {
+pub(crate) async fn listener() -> (u16, mpsc::UnboundedReceiver<String>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     let (tx, rx) = mpsc::unbounded_channel();

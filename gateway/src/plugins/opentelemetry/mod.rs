@@ -483,6 +483,26 @@ impl Plugin for OpenTelemetry {
         "opentelemetry"
     }
 
+    fn drain(&self) -> Option<crate::plugins::Drain> {
+        if self.queue.is_none() && self.logs_queue.is_none() {
+            return None;
+        }
+        let (traces, logs) = (self.queue.clone(), self.logs_queue.clone());
+        Some(Box::pin(async move {
+            let traces = async {
+                if let Some(q) = traces {
+                    q.drain().await;
+                }
+            };
+            let logs = async {
+                if let Some(q) = logs {
+                    q.drain().await;
+                }
+            };
+            tokio::join!(traces, logs);
+        }))
+    }
+
     fn priority(&self) -> i32 {
         14
     }

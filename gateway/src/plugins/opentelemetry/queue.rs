@@ -41,6 +41,7 @@ pub struct Queue<S: Sender> {
     notify: Notify,
     closed: AtomicBool,
     started: AtomicBool,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     warned: AtomicBool,
     dropped: AtomicU64,
     sender: S,
@@ -56,6 +57,7 @@ impl<S: Sender> Queue<S> {
             notify: Notify::new(),
             closed: AtomicBool::new(false),
             started: AtomicBool::new(false),
+            task: Mutex::new(None),
             warned: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             sender,
@@ -136,6 +138,17 @@ impl<S: Sender> Queue<S> {
         self.notify.notify_one();
     }
 
+    /// Closes the queue and waits until its task has sent (or given up on) every entry.
+    pub async fn drain(self: Arc<Self>) {
+        self.close();
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "queue {}: task failed", self.name);
+            }
+        }
+    }
+
     fn ensure_started(self: &Arc<Self>) {
         if self.started.load(Ordering::Relaxed) {
             return;
@@ -144,7 +157,10 @@ impl<S: Sender> Queue<S> {
             return;
         };
         if !self.started.swap(true, Ordering::AcqRel) {
-            handle.spawn(Arc::clone(self).run());
+            let task = handle.spawn(Arc::clone(self).run());
+            if let Ok(mut slot) = self.task.lock() {
+                *slot = Some(task);
+            }
         }
     }
 

@@ -364,4 +364,29 @@ mod queue_semantics {
         assert_eq!(q.dropped(), 0);
         q.close();
     }
+    #[tokio::test]
+    async fn drain_sends_every_queued_entry_before_it_returns() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let conf = QueueConfig {
+            max_entries: 100,
+            max_batch_size: 3,
+            max_coalescing_delay: 3600.0,
+            ..QueueConfig::default()
+        };
+        let sender = Recorder {
+            failures: AtomicUsize::new(0),
+            tx: Mutex::new(tx),
+        };
+        let q = Queue::new("test:logs".into(), conf, sender);
+        q.push_all(vec![1, 2, 3, 4, 5]);
+        Arc::clone(&q).drain().await;
+        let mut sent = Vec::new();
+        while let Ok(batch) = rx.try_recv() {
+            sent.extend_from_slice(&batch);
+        }
+        assert_eq!(sent, vec![1, 2, 3, 4, 5]);
+        // A queue that never held anything drains at once.
+        let (empty, _rx) = queue(10, 0);
+        empty.drain().await;
+    }
 }

@@ -2,14 +2,15 @@
 //! `upstreams` entity, one per state, 1 on the current state.
 //!
 //! The family is node-wide: it is rendered when any enabled prometheus instance sets
-//! `upstream_health_metrics`. Without health checks Kong reports `healthchecks_off`; the state
-//! of a target comes from [`target_health`], the one place the balancer's health checks
-//! report into.
+//! `upstream_health_metrics`. The state of a target comes from its upstream's health checks
+//! ([`crate::proxy::health::UpstreamHealth::report`]): `healthchecks_off` when the upstream
+//! runs none, `healthy`/`unhealthy` as the checks decide, `dns_error` when the target's
+//! host name did not resolve.
 
 use std::net::IpAddr;
 
 use super::registry::escape;
-use crate::declarative::model::{Target, Upstream};
+use crate::proxy::health::{HealthState, TargetReport};
 use crate::state::Shared;
 
 /// Kong's target states, in label order of the output.
@@ -45,11 +46,26 @@ impl TargetHealth {
     }
 }
 
-/// The state of `address` (`ip:port`) of `target` in `upstream`. No health checks run in this
-/// gateway yet, so every target is `healthchecks_off`, as Kong reports upstreams whose
-/// `healthchecks` are disabled.
-pub fn target_health(_upstream: &Upstream, _target: &Target, _address: &str) -> TargetHealth {
-    TargetHealth::HealthchecksOff
+impl From<HealthState> for TargetHealth {
+    fn from(state: HealthState) -> Self {
+        match state {
+            HealthState::HealthchecksOff => Self::HealthchecksOff,
+            HealthState::Healthy => Self::Healthy,
+            HealthState::Unhealthy => Self::Unhealthy,
+            HealthState::DnsError => Self::DnsError,
+        }
+    }
+}
+
+/// The state of the target with entity id `target_id` (or configured `host:port`
+/// `target`) among its upstream's health `reports`; `healthchecks_off` when the upstream's
+/// balancer does not know it.
+pub fn target_health(reports: &[TargetReport], target_id: &str, target: &str) -> TargetHealth {
+    reports
+        .iter()
+        .find(|r| r.target_id == target_id)
+        .or_else(|| reports.iter().find(|r| r.target == target))
+        .map_or(TargetHealth::HealthchecksOff, |r| r.state.into())
 }
 
 /// Whether any enabled prometheus instance turns the family on.
@@ -75,6 +91,11 @@ pub fn lines(shared: &Shared) -> Vec<(String, String)> {
     let model = &runtime.model;
     let mut out = Vec::new();
     for upstream in &model.upstreams {
+        let reports = runtime
+            .balancers
+            .get(&upstream.name)
+            .map(|b| b.health.report())
+            .unwrap_or_default();
         for target in model
             .targets
             .iter()
@@ -102,7 +123,8 @@ pub fn lines(shared: &Shared) -> Vec<(String, String)> {
                 },
             };
             for (addr, forced) in addresses {
-                let current = forced.unwrap_or_else(|| target_health(upstream, target, &addr));
+                let current =
+                    forced.unwrap_or_else(|| target_health(&reports, &target.id, &target.target));
                 for state in STATES {
                     let text = format!(
                         "kong_upstream_target_health{{upstream=\"{}\",target=\"{}\",address=\"{}\",state=\"{}\",subsystem=\"http\"}} {}",

@@ -293,6 +293,15 @@ impl Plugin for TcpLog {
         "tcp-log"
     }
 
+    fn drain(&self) -> Option<crate::plugins::Drain> {
+        let in_flight = Arc::clone(&self.sink.in_flight);
+        // Every send holds a permit until it ends: holding them all means none is left.
+        Some(Box::pin(async move {
+            let all = u32::try_from(MAX_IN_FLIGHT).unwrap_or(u32::MAX);
+            drop(in_flight.acquire_many(all).await);
+        }))
+    }
+
     fn priority(&self) -> i32 {
         7
     }
