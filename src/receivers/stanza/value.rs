@@ -163,19 +163,40 @@ fn yaml_key(key: &yaml_serde::Value) -> String {
     }
 }
 
+thread_local! {
+    /// Map entries being read, shared by all nesting levels of one parse: each object
+    /// pushes its entries on top and moves them out into an exact-size `Vec` when it ends,
+    /// so no map grows by reallocation. Kept per thread between parses, unless it grew past
+    /// [`SCRATCH_KEEP`] entries.
+    static SCRATCH: std::cell::Cell<Vec<KeyValue>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Largest scratch stack (in entries) kept for the next parse.
+const SCRATCH_KEEP: usize = 4096;
+
 /// Parses a JSON object into map entries, one decode straight into `AnyValue`s: numbers
 /// become doubles (or Int64 when `parse_ints` and integral), nested objects maps, arrays
-/// slices, `null` nil. A duplicate key keeps the last value, as Go's decoder does.
+/// slices, `null` nil. A duplicate key keeps the last value (at the first one's place), as
+/// Go's decoder does.
 ///
 /// # Errors
 /// Invalid JSON or a document that is not an object (`null` is an empty object).
 pub fn parse_json_object(text: &str, parse_ints: bool) -> Result<Vec<KeyValue>, String> {
+    let mut scratch = SCRATCH.take();
+    scratch.clear();
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = JsonSeed { parse_ints }
-        .deserialize(&mut de)
-        .map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())?;
-    match value.value {
+    let parsed = JsonSeed {
+        parse_ints,
+        scratch: &mut scratch,
+    }
+    .deserialize(&mut de)
+    .and_then(|value| de.end().map(|()| value))
+    .map_err(|e| e.to_string());
+    if scratch.capacity() <= SCRATCH_KEEP {
+        scratch.clear();
+        SCRATCH.set(scratch);
+    }
+    match parsed?.value {
         Some(any_value::Value::KvlistValue(kv)) => Ok(kv.values),
         None => Ok(Vec::new()),
         Some(other) => Err(format!(
@@ -194,19 +215,28 @@ fn json_kind(value: &any_value::Value) -> &'static str {
     }
 }
 
-#[derive(Clone, Copy)]
-struct JsonSeed {
+struct JsonSeed<'s> {
     parse_ints: bool,
+    scratch: &'s mut Vec<KeyValue>,
 }
 
-impl<'de> DeserializeSeed<'de> for JsonSeed {
+impl JsonSeed<'_> {
+    fn nested(&mut self) -> JsonSeed<'_> {
+        JsonSeed {
+            parse_ints: self.parse_ints,
+            scratch: self.scratch,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for JsonSeed<'_> {
     type Value = AnyValue;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<AnyValue, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for JsonSeed {
+impl<'de> Visitor<'de> for JsonSeed<'_> {
     type Value = AnyValue;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -260,9 +290,9 @@ impl<'de> Visitor<'de> for JsonSeed {
         Ok(nil())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnyValue, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<AnyValue, A::Error> {
         let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(v) = seq.next_element_seed(self)? {
+        while let Some(v) = seq.next_element_seed(self.nested())? {
             values.push(v);
         }
         Ok(AnyValue {
@@ -270,21 +300,22 @@ impl<'de> Visitor<'de> for JsonSeed {
         })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<AnyValue, A::Error> {
-        let mut entries: Vec<KeyValue> = Vec::with_capacity(access.size_hint().unwrap_or(8));
+    fn visit_map<A: MapAccess<'de>>(mut self, mut access: A) -> Result<AnyValue, A::Error> {
+        let base = self.scratch.len();
         while let Some(key) = access.next_key::<String>()? {
-            let value = access.next_value_seed(self)?;
-            if let Some(slot) = entries.iter_mut().find(|kv| kv.key == key) {
+            let value = access.next_value_seed(self.nested())?;
+            let level = &mut self.scratch[base..];
+            if let Some(slot) = level.iter_mut().find(|kv| kv.key == key) {
                 slot.value = Some(value);
             } else {
-                entries.push(KeyValue {
+                self.scratch.push(KeyValue {
                     key_strindex: 0,
                     key,
                     value: Some(value),
                 });
             }
         }
-        Ok(map(entries))
+        Ok(map(self.scratch.drain(base..).collect()))
     }
 }
 
@@ -313,6 +344,93 @@ mod tests {
             get(&kv, "d").unwrap().value,
             Some(any_value::Value::DoubleValue(1.5))
         );
+    }
+
+    #[test]
+    fn json_nested_duplicates_stay_in_their_own_map() {
+        let text = r#"{"a":{"x":1,"y":{"x":2,"x":3},"x":4},"x":5,"b":[{"x":6},{}],"a2":{}}"#;
+        let kv = parse_json_object(text, true).unwrap();
+        let keys: Vec<&str> = kv.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["a", "x", "b", "a2"]);
+        let a = as_map(get(&kv, "a").unwrap()).unwrap();
+        assert_eq!(a.len(), 2, "x replaced in place, y kept: {a:?}");
+        assert_eq!(a[0].key, "x");
+        assert_eq!(
+            get(a, "x").unwrap().value,
+            Some(any_value::Value::IntValue(4))
+        );
+        let y = as_map(get(a, "y").unwrap()).unwrap();
+        assert_eq!(y.len(), 1);
+        assert_eq!(
+            get(y, "x").unwrap().value,
+            Some(any_value::Value::IntValue(3))
+        );
+        assert_eq!(
+            get(&kv, "x").unwrap().value,
+            Some(any_value::Value::IntValue(5))
+        );
+        let Some(any_value::Value::ArrayValue(b)) = &get(&kv, "b").unwrap().value else {
+            panic!("b is a slice");
+        };
+        assert_eq!(as_map(&b.values[0]).unwrap().len(), 1);
+        assert!(as_map(&b.values[1]).unwrap().is_empty());
+        assert!(as_map(get(&kv, "a2").unwrap()).unwrap().is_empty());
+        for map in [&kv, a, y] {
+            assert_eq!(map.capacity(), map.len(), "exact-size maps");
+        }
+    }
+
+    #[test]
+    fn json_numbers_are_doubles_like_go() {
+        let kv = parse_json_object(
+            r#"{"big":1.7387650161244e+18,"u":18446744073709551615,"neg":-3,"e":1e400}"#,
+            false,
+        );
+        let err = kv.unwrap_err();
+        assert!(err.contains("number out of range"), "{err}");
+        let kv = parse_json_object(
+            r#"{"big":1.7387650161244e+18,"u":18446744073709551615,"neg":-3,"z":-0.0}"#,
+            false,
+        )
+        .unwrap();
+        let double = |k: &str| match get(&kv, k).unwrap().value {
+            Some(any_value::Value::DoubleValue(d)) => d,
+            ref other => panic!("{k}: {other:?}"),
+        };
+        assert_eq!(double("big"), 1.738_765_016_124_4e18);
+        assert_eq!(double("u"), 18_446_744_073_709_551_615_f64);
+        assert_eq!(double("neg"), -3.0);
+        assert!(double("z") == 0.0 && double("z").is_sign_negative());
+        let kv = parse_json_object(r#"{"u":18446744073709551615}"#, true).unwrap();
+        assert_eq!(
+            get(&kv, "u").unwrap().value,
+            Some(any_value::Value::DoubleValue(
+                18_446_744_073_709_551_615_f64
+            )),
+            "beyond int64 stays a double with parse_ints"
+        );
+    }
+
+    #[test]
+    fn json_errors_leave_nothing_for_the_next_parse() {
+        assert!(parse_json_object(r#"{"a":{"b":{"c":1,"d":"#, false).is_err());
+        assert!(parse_json_object(r#"{"a":1} trailing"#, false).is_err());
+        let kv = parse_json_object(r#"{"e":{"f":true}}"#, false).unwrap();
+        assert_eq!(kv.len(), 1);
+        assert_eq!(as_map(get(&kv, "e").unwrap()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn json_escapes_and_replacement_characters() {
+        let kv = parse_json_object(
+            "{\"uri\":\"\\/a\\u00e9\",\"bad\":\"x\u{fffd}y\",\"k\\u0041\":1}",
+            false,
+        )
+        .unwrap();
+        assert_eq!(get(&kv, "uri"), Some(&string("/a\u{e9}")));
+        assert_eq!(get(&kv, "bad"), Some(&string("x\u{fffd}y")));
+        assert!(get(&kv, "kA").is_some(), "escaped keys are decoded");
+        assert!(parse_json_object(r#"{"a":"\ud800"}"#, false).is_err());
     }
 
     #[test]
