@@ -163,17 +163,6 @@ fn yaml_key(key: &yaml_serde::Value) -> String {
     }
 }
 
-thread_local! {
-    /// Map entries being read, shared by all nesting levels of one parse: each object
-    /// pushes its entries on top and moves them out into an exact-size `Vec` when it ends,
-    /// so no map grows by reallocation. Kept per thread between parses, unless it grew past
-    /// [`SCRATCH_KEEP`] entries.
-    static SCRATCH: std::cell::Cell<Vec<KeyValue>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// Largest scratch stack (in entries) kept for the next parse.
-const SCRATCH_KEEP: usize = 4096;
-
 /// Parses a JSON object into map entries, one decode straight into `AnyValue`s: numbers
 /// become doubles (or Int64 when `parse_ints` and integral), nested objects maps, arrays
 /// slices, `null` nil. A duplicate key keeps the last value (at the first one's place), as
@@ -182,21 +171,12 @@ const SCRATCH_KEEP: usize = 4096;
 /// # Errors
 /// Invalid JSON or a document that is not an object (`null` is an empty object).
 pub fn parse_json_object(text: &str, parse_ints: bool) -> Result<Vec<KeyValue>, String> {
-    let mut scratch = SCRATCH.take();
-    scratch.clear();
     let mut de = serde_json::Deserializer::from_str(text);
-    let parsed = JsonSeed {
-        parse_ints,
-        scratch: &mut scratch,
-    }
-    .deserialize(&mut de)
-    .and_then(|value| de.end().map(|()| value))
-    .map_err(|e| e.to_string());
-    if scratch.capacity() <= SCRATCH_KEEP {
-        scratch.clear();
-        SCRATCH.set(scratch);
-    }
-    match parsed?.value {
+    let value = JsonSeed { parse_ints }
+        .deserialize(&mut de)
+        .map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    match value.value {
         Some(any_value::Value::KvlistValue(kv)) => Ok(kv.values),
         None => Ok(Vec::new()),
         Some(other) => Err(format!(
@@ -215,28 +195,19 @@ fn json_kind(value: &any_value::Value) -> &'static str {
     }
 }
 
-struct JsonSeed<'s> {
+#[derive(Clone, Copy)]
+struct JsonSeed {
     parse_ints: bool,
-    scratch: &'s mut Vec<KeyValue>,
 }
 
-impl JsonSeed<'_> {
-    fn nested(&mut self) -> JsonSeed<'_> {
-        JsonSeed {
-            parse_ints: self.parse_ints,
-            scratch: self.scratch,
-        }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for JsonSeed<'_> {
+impl<'de> DeserializeSeed<'de> for JsonSeed {
     type Value = AnyValue;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<AnyValue, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for JsonSeed<'_> {
+impl<'de> Visitor<'de> for JsonSeed {
     type Value = AnyValue;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -290,9 +261,9 @@ impl<'de> Visitor<'de> for JsonSeed<'_> {
         Ok(nil())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<AnyValue, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnyValue, A::Error> {
         let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(v) = seq.next_element_seed(self.nested())? {
+        while let Some(v) = seq.next_element_seed(self)? {
             values.push(v);
         }
         Ok(AnyValue {
@@ -300,22 +271,21 @@ impl<'de> Visitor<'de> for JsonSeed<'_> {
         })
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut access: A) -> Result<AnyValue, A::Error> {
-        let base = self.scratch.len();
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<AnyValue, A::Error> {
+        let mut entries: Vec<KeyValue> = Vec::with_capacity(access.size_hint().unwrap_or(8));
         while let Some(key) = access.next_key::<String>()? {
-            let value = access.next_value_seed(self.nested())?;
-            let level = &mut self.scratch[base..];
-            if let Some(slot) = level.iter_mut().find(|kv| kv.key == key) {
+            let value = access.next_value_seed(self)?;
+            if let Some(slot) = entries.iter_mut().find(|kv| kv.key == key) {
                 slot.value = Some(value);
             } else {
-                self.scratch.push(KeyValue {
+                entries.push(KeyValue {
                     key_strindex: 0,
                     key,
                     value: Some(value),
                 });
             }
         }
-        Ok(map(self.scratch.drain(base..).collect()))
+        Ok(map(entries))
     }
 }
 
@@ -375,9 +345,6 @@ mod tests {
         assert_eq!(as_map(&b.values[0]).unwrap().len(), 1);
         assert!(as_map(&b.values[1]).unwrap().is_empty());
         assert!(as_map(get(&kv, "a2").unwrap()).unwrap().is_empty());
-        for map in [&kv, a, y] {
-            assert_eq!(map.capacity(), map.len(), "exact-size maps");
-        }
     }
 
     #[test]
