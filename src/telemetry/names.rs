@@ -57,6 +57,10 @@ pub const RECEIVER_TCPLOG_TOKENS_TOO_LONG: &str = "otelpipe_receiver_tcplog_toke
 /// `receiver`.
 pub const RECEIVER_TCPLOG_CONNECTIONS_REFUSED: &str =
     "otelpipe_receiver_tcplog_connections_refused";
+/// otelpipe's own: `tcplog` connections closed because their TLS handshake failed or timed
+/// out (a client certificate missing or not trusted, a plaintext client, …), by `receiver`.
+pub const RECEIVER_TCPLOG_TLS_HANDSHAKE_FAILURES: &str =
+    "otelpipe_receiver_tcplog_tls_handshake_failures";
 /// Requests a receiver refused because its authenticator did not accept them (labels
 /// `receiver`, `transport`).
 pub const RECEIVER_AUTH_FAILURES: &str = "otelpipe_receiver_auth_failures";

@@ -20,7 +20,7 @@ use tokio_rustls::server::TlsStream;
 use super::server::Acceptor;
 
 /// Longest a client may take to complete its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once.
 const MAX_HANDSHAKES: usize = 256;
 /// Established connections waiting for the server to take them.

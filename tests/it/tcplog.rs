@@ -192,3 +192,132 @@ fn full_dynatrace_seed_tcplog_section_validates_unchanged() {
     factory.validate(section).unwrap();
     assert_eq!(factory.endpoints(section), vec!["0.0.0.0:54525".to_owned()]);
 }
+
+/// Writes a CA, a server certificate and a client certificate (for localhost / 127.0.0.1)
+/// into `dir`; returns the CA file.
+fn tls_files(dir: &std::path::Path) -> String {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "tcplog test CA");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    for name in ["server", "client"] {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+    dir.join("ca.crt").to_str().unwrap().to_owned()
+}
+
+/// Sends `data` with `openssl s_client` (closing after stdin ends); extra args add a
+/// client certificate.
+fn s_client(port: u16, ca: &str, extra: &[&str], data: &[u8]) {
+    let mut child = std::process::Command::new("timeout")
+        .args(["20", "openssl", "s_client", "-quiet", "-no_ign_eof"])
+        .args([
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+        ])
+        .args(["-CAfile", ca, "-verify_return_error"])
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl is installed (scripts/test installs it)");
+    child.stdin.take().unwrap().write_all(data).ok();
+    child.wait().unwrap();
+}
+
+#[test]
+fn tls_with_client_certificates_refuses_anonymous_clients_and_counts_them() {
+    let sink = Sink::http();
+    let (tcp, metrics) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tls_files(dir.path());
+    let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let config = dir.path().join("collector.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:
+  tcplog:
+    listen_address: 127.0.0.1:{tcp}
+    tls:
+      cert_file: {}
+      key_file: {}
+      client_ca_file: {ca}
+    operators:
+      - type: json_parser
+exporters:
+  otlphttp:
+    endpoint: http://{}
+service:
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs:
+      receivers: [tcplog]
+      exporters: [otlphttp]
+",
+            file("server.crt"),
+            file("server.key"),
+            sink.addr
+        ),
+    )
+    .unwrap();
+    let collector = Collector::start(&config, &[], tcp);
+
+    // Two failed handshakes: the start-up probe's plain connect, and the client without a
+    // certificate.
+    s_client(tcp, &ca, &[], b"{\"who\":\"anonymous\"}\n");
+    let mut own = String::new();
+    let counted = (0..250).any(|_| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "10"])
+            .arg(format!("http://127.0.0.1:{metrics}/metrics"))
+            .output()
+            .unwrap();
+        own = String::from_utf8_lossy(&out.stdout).into_owned();
+        let found = own.lines().any(|l| {
+            l.starts_with("otelpipe_receiver_tcplog_tls_handshake_failures{") && l.ends_with(" 2")
+        });
+        if !found {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        found
+    });
+    assert!(counted, "the refused handshake is counted: {own}");
+
+    let (crt, key) = (file("client.crt"), file("client.key"));
+    s_client(
+        tcp,
+        &ca,
+        &["-cert", &crt, "-key", &key],
+        b"{\"who\":\"trusted\",\"n\":1}\n",
+    );
+    assert_eq!(sink.wait_for_items(1), 1);
+    let got = records(&sink);
+    assert_eq!(got.len(), 1);
+    let who = got[0].attributes.iter().find(|kv| kv.key == "who").unwrap();
+    assert_eq!(
+        who.value.as_ref().unwrap().value,
+        Some(any_value::Value::StringValue("trusted".into()))
+    );
+    let (code, _, stderr) = collector.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -165,7 +165,8 @@ fn yaml_key(key: &yaml_serde::Value) -> String {
 
 /// Parses a JSON object into map entries, one decode straight into `AnyValue`s: numbers
 /// become doubles (or Int64 when `parse_ints` and integral), nested objects maps, arrays
-/// slices, `null` nil. A duplicate key keeps the last value, as Go's decoder does.
+/// slices, `null` nil. A duplicate key keeps the last value (at the first one's place), as
+/// Go's decoder does.
 ///
 /// # Errors
 /// Invalid JSON or a document that is not an object (`null` is an empty object).
@@ -313,6 +314,90 @@ mod tests {
             get(&kv, "d").unwrap().value,
             Some(any_value::Value::DoubleValue(1.5))
         );
+    }
+
+    #[test]
+    fn json_nested_duplicates_stay_in_their_own_map() {
+        let text = r#"{"a":{"x":1,"y":{"x":2,"x":3},"x":4},"x":5,"b":[{"x":6},{}],"a2":{}}"#;
+        let kv = parse_json_object(text, true).unwrap();
+        let keys: Vec<&str> = kv.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["a", "x", "b", "a2"]);
+        let a = as_map(get(&kv, "a").unwrap()).unwrap();
+        assert_eq!(a.len(), 2, "x replaced in place, y kept: {a:?}");
+        assert_eq!(a[0].key, "x");
+        assert_eq!(
+            get(a, "x").unwrap().value,
+            Some(any_value::Value::IntValue(4))
+        );
+        let y = as_map(get(a, "y").unwrap()).unwrap();
+        assert_eq!(y.len(), 1);
+        assert_eq!(
+            get(y, "x").unwrap().value,
+            Some(any_value::Value::IntValue(3))
+        );
+        assert_eq!(
+            get(&kv, "x").unwrap().value,
+            Some(any_value::Value::IntValue(5))
+        );
+        let Some(any_value::Value::ArrayValue(b)) = &get(&kv, "b").unwrap().value else {
+            panic!("b is a slice");
+        };
+        assert_eq!(as_map(&b.values[0]).unwrap().len(), 1);
+        assert!(as_map(&b.values[1]).unwrap().is_empty());
+        assert!(as_map(get(&kv, "a2").unwrap()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn json_numbers_are_doubles_like_go() {
+        let kv = parse_json_object(
+            r#"{"big":1.7387650161244e+18,"u":18446744073709551615,"neg":-3,"e":1e400}"#,
+            false,
+        );
+        let err = kv.unwrap_err();
+        assert!(err.contains("number out of range"), "{err}");
+        let kv = parse_json_object(
+            r#"{"big":1.7387650161244e+18,"u":18446744073709551615,"neg":-3,"z":-0.0}"#,
+            false,
+        )
+        .unwrap();
+        let double = |k: &str| match get(&kv, k).unwrap().value {
+            Some(any_value::Value::DoubleValue(d)) => d,
+            ref other => panic!("{k}: {other:?}"),
+        };
+        assert_eq!(double("big"), 1.738_765_016_124_4e18);
+        assert_eq!(double("u"), 18_446_744_073_709_551_615_f64);
+        assert_eq!(double("neg"), -3.0);
+        assert!(double("z") == 0.0 && double("z").is_sign_negative());
+        let kv = parse_json_object(r#"{"u":18446744073709551615}"#, true).unwrap();
+        assert_eq!(
+            get(&kv, "u").unwrap().value,
+            Some(any_value::Value::DoubleValue(
+                18_446_744_073_709_551_615_f64
+            )),
+            "beyond int64 stays a double with parse_ints"
+        );
+    }
+
+    #[test]
+    fn json_errors_leave_nothing_for_the_next_parse() {
+        assert!(parse_json_object(r#"{"a":{"b":{"c":1,"d":"#, false).is_err());
+        assert!(parse_json_object(r#"{"a":1} trailing"#, false).is_err());
+        let kv = parse_json_object(r#"{"e":{"f":true}}"#, false).unwrap();
+        assert_eq!(kv.len(), 1);
+        assert_eq!(as_map(get(&kv, "e").unwrap()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn json_escapes_and_replacement_characters() {
+        let kv = parse_json_object(
+            "{\"uri\":\"\\/a\\u00e9\",\"bad\":\"x\u{fffd}y\",\"k\\u0041\":1}",
+            false,
+        )
+        .unwrap();
+        assert_eq!(get(&kv, "uri"), Some(&string("/a\u{e9}")));
+        assert_eq!(get(&kv, "bad"), Some(&string("x\u{fffd}y")));
+        assert!(get(&kv, "kA").is_some(), "escaped keys are decoded");
+        assert!(parse_json_object(r#"{"a":"\ud800"}"#, false).is_err());
     }
 
     #[test]

@@ -41,8 +41,8 @@ pub struct Config {
     pub attributes: BTreeMap<String, yaml_serde::Value>,
     /// Resource attributes added to every entry.
     pub resource: BTreeMap<String, yaml_serde::Value>,
-    /// Server TLS; not supported yet.
-    pub tls: Option<yaml_serde::Value>,
+    /// Server TLS (otelcol's `configtls.ServerConfig`); none = plaintext.
+    pub tls: Option<crate::tls::server::Config>,
     /// The operator chain.
     pub operators: Vec<yaml_serde::Value>,
     /// Accepted for compatibility; unused by network inputs.
@@ -104,11 +104,8 @@ impl Config {
                 return Err(FieldError::at(&["max_log_size"], format!("invalid value for parameter 'max_log_size', must be at most {MAX_MAX_LOG_SIZE} bytes")));
             }
         }
-        if self.tls.is_some() {
-            return Err(FieldError::at(
-                &["tls"],
-                "TLS is not supported yet by this receiver",
-            ));
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(|e| e.under("tls"))?;
         }
         if self.multiline.is_some() && self.one_log_per_packet {
             return Err(FieldError::at(

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use bytes::BufMut;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::receivers::stanza::emit::Emitter;
@@ -15,6 +14,9 @@ use crate::receivers::stanza::{now_nanos, Entry};
 
 /// Bytes read per call at most.
 const READ_CHUNK: usize = 64 << 10;
+/// Longest the close of a connection may take (a TLS `close_notify` to a client that
+/// stopped reading).
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Initial buffer per connection.
 const INITIAL_BUFFER: usize = 4 << 10;
 
@@ -38,16 +40,27 @@ async fn idle(timeout: Option<std::time::Duration>) {
 }
 
 impl Connection {
-    /// Serves `stream` until EOF, a read error, an over-long token, or `stop`.
-    pub(crate) async fn serve(self, mut stream: TcpStream, stop: CancellationToken) {
+    /// Serves `stream` (plain TCP or TLS) until EOF, a read error, an over-long token, or
+    /// `stop`, then closes it (over TLS with `close_notify`, as Go's `tls.Conn.Close`).
+    pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        self,
+        mut stream: S,
+        stop: CancellationToken,
+    ) {
         if self.one_log_per_packet {
             self.whole(&mut stream, &stop).await;
         } else {
             self.lines(&mut stream, &stop).await;
         }
+        if tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::debug!(receiver = %self.receiver, "connection close timed out");
+        }
     }
 
-    async fn whole(&self, stream: &mut TcpStream, stop: &CancellationToken) {
+    async fn whole<S: AsyncRead + Unpin>(&self, stream: &mut S, stop: &CancellationToken) {
         let max = self.input.splitter.max;
         let mut buf = Vec::with_capacity(INITIAL_BUFFER);
         let mut chunk = vec![0u8; READ_CHUNK.min(max)];
@@ -69,7 +82,7 @@ impl Connection {
         self.emitter.send(out).await;
     }
 
-    async fn lines(&self, stream: &mut TcpStream, stop: &CancellationToken) {
+    async fn lines<S: AsyncRead + Unpin>(&self, stream: &mut S, stop: &CancellationToken) {
         let splitter = &self.input.splitter;
         let max = splitter.max;
         let mut buf: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER.min(max));

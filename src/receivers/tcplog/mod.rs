@@ -7,6 +7,10 @@
 //!     listen_address: 0.0.0.0:54525
 //!     max_log_size: 1MiB        # longest line; a longer one closes the connection
 //!     add_attributes: false     # net.* attributes
+//!     tls:                      # optional: serve TLS (otelcol's configtls server settings)
+//!       cert_file: /etc/otelpipe/server.crt
+//!       key_file: /etc/otelpipe/server.key
+//!       client_ca_file: /etc/otelpipe/ca.crt   # mTLS: client certificates required
 //!     operators:
 //!       - type: json_parser     # body stays the raw line; parsed keys go to attributes
 //! ```
@@ -20,11 +24,18 @@
 //! is logged and dropped unless `retry_on_failure.enabled`. Connections beyond
 //! `max_connections` (default 4096) are closed at once and counted;
 //! `connection_idle_timeout` (default none) closes connections that went quiet.
+//!
+//! With `tls`, each connection's handshake runs in its own task (within
+//! `max_connections` and a 10 s limit); a failed handshake (no or an untrusted client
+//! certificate under `client_ca_file`, a plaintext client, a version below `min_version`)
+//! closes that connection only and is counted.
 
 mod config;
 mod conn;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -48,6 +59,8 @@ use crate::config::{decode, FieldError};
 use crate::pipeline::Signal;
 use crate::receivers::stanza::{emit, input::Input, net};
 use crate::telemetry::names;
+use crate::tls::listener::HANDSHAKE_TIMEOUT;
+use crate::tls::server::Acceptor;
 
 /// The `tcplog` receiver factory.
 pub struct Factory;
@@ -146,6 +159,14 @@ impl Receiver {
 #[async_trait]
 impl Component for Receiver {
     async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
+        let tls = self
+            .config
+            .tls
+            .as_ref()
+            .map(|c| Acceptor::new(c, &[]))
+            .transpose()
+            .map_err(|e| ComponentError::Other(e.to_string()))?
+            .map(Arc::new);
         let listener = crate::net::bind(&self.config.listen_address).await?;
         let local = listener.local_addr().ok();
         tracing::info!(receiver = %self.id, endpoint = %self.config.listen_address, "Starting TCP log receiver");
@@ -162,6 +183,8 @@ impl Component for Receiver {
         let labels = [("receiver", self.id.to_string())];
         let too_long = metrics::counter!(names::RECEIVER_TCPLOG_TOKENS_TOO_LONG, &labels);
         let refused = metrics::counter!(names::RECEIVER_TCPLOG_CONNECTIONS_REFUSED, &labels);
+        let handshake_failed =
+            metrics::counter!(names::RECEIVER_TCPLOG_TLS_HANDSHAKE_FAILURES, &labels);
         let accept = AcceptLoop {
             id: self.id.clone(),
             input: self.input.clone(),
@@ -173,6 +196,8 @@ impl Component for Receiver {
             stop: self.stop.clone(),
             too_long,
             refused,
+            tls,
+            handshake_failed,
             idle_timeout: Some(self.config.connection_idle_timeout).filter(|d| !d.is_zero()),
         };
         self.tasks.spawn(accept.run(listener));
@@ -204,6 +229,8 @@ struct AcceptLoop {
     stop: CancellationToken,
     too_long: metrics::Counter,
     refused: metrics::Counter,
+    tls: Option<Arc<Acceptor>>,
+    handshake_failed: metrics::Counter,
     idle_timeout: Option<Duration>,
 }
 
@@ -248,6 +275,8 @@ impl AcceptLoop {
             };
             let add = self.add_attributes;
             let stop = self.stop.clone();
+            let tls = self.tls.as_ref().map(|a| a.current());
+            let handshake_failed = self.handshake_failed.clone();
             self.tasks.spawn(async move {
                 let mut conn = conn;
                 if add {
@@ -255,7 +284,27 @@ impl AcceptLoop {
                         conn.extra = net::attributes("IP.TCP", peer, host).await;
                     }
                 }
-                conn.serve(stream, stop).await;
+                match tls {
+                    None => conn.serve(stream, stop).await,
+                    Some(config) => {
+                        let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                        let handshake = tokio::select! {
+                            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept) => r,
+                            () = stop.cancelled() => return,
+                        };
+                        match handshake {
+                            Ok(Ok(tls)) => conn.serve(tls, stop).await,
+                            Ok(Err(e)) => {
+                                handshake_failed.increment(1);
+                                tracing::debug!(receiver = %conn.receiver, %peer, error = %e, "TLS handshake error");
+                            }
+                            Err(_) => {
+                                handshake_failed.increment(1);
+                                tracing::debug!(receiver = %conn.receiver, %peer, "TLS handshake timed out");
+                            }
+                        }
+                    }
+                }
                 drop(permit);
             });
         }

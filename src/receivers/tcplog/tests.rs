@@ -287,7 +287,14 @@ fn config_errors_name_the_field() {
         .contains("failed to resolve listen_address"));
     assert!(err("listen_address: ':0'\nmax_log_size: 1KiB")
         .contains("must be equal to or greater than 65536"));
-    assert!(err("listen_address: ':0'\ntls: {cert_file: a}").contains("not supported yet"));
+    assert_eq!(
+        err("listen_address: ':0'\ntls: {cert_file: a}"),
+        "tls: for auth via TLS, provide both certificate and key, or neither"
+    );
+    assert_eq!(
+        err("listen_address: ':0'\ntls: {cert_file: a, key_file: b, min_version: '1.4'}"),
+        "tls::min_version: invalid TLS min_version: unsupported TLS version: \"1.4\""
+    );
     assert!(
         err("listen_address: ':0'\nmultiline: {line_start_pattern: a, line_end_pattern: b}")
             .contains("only one of")
