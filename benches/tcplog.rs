@@ -11,6 +11,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use otelpipe::receivers::stanza::{into_resource_logs, Entry};
 use otelpipe::receivers::tcplog::Config;
 
+/// The collector binary's allocator, so the figure is the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const LINES: usize = 1000;
 
 fn kong_buffer() -> Vec<u8> {
