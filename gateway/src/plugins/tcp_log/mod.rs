@@ -23,7 +23,10 @@
 pub mod lua;
 pub mod serialize;
 #[cfg(test)]
+mod serialize_tests;
+#[cfg(test)]
 mod tests;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -274,6 +277,9 @@ impl TcpLog {
     /// The line this instance sends for a request; `None` when a snippet fails (Kong does
     /// not log that request).
     pub fn line(&self, ctx: &RequestContext) -> Option<String> {
+        if self.snippets.is_empty() {
+            return Some(wire::line(ctx));
+        }
         let mut payload = serialize::serialize(ctx);
         for (field, snippet) in &self.snippets {
             match snippet.run(ctx, &payload) {
