@@ -11,7 +11,9 @@
 //!       trace_id: local log_payload = kong.log.serialize() local trace_id = log_payload['trace_id']['w3c'] return trace_id
 //! ```
 //!
-//! As Kong: no queue, no retry; a failed connect or write is logged and the entry is lost.
+//! As Kong: no queue, no retry; a failed connect or write loses the entry. Failures are
+//! counted; the first is logged, then at most one line per destination every 10 s with the
+//! number of failures not logged since (`suppressed`).
 //! Sends in flight are bounded; past the bound entries are dropped and counted.
 //! `custom_fields_by_lua` accepts the snippet forms of [`lua`].
 //!
@@ -20,10 +22,14 @@
 //! false)`); the server name sent is `tls_sni`, none when unset. Pooled connections are reused
 //! without a new handshake.
 
+pub mod failures;
 pub mod lua;
 pub mod serialize;
 #[cfg(test)]
+mod serialize_tests;
+#[cfg(test)]
 mod tests;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -144,33 +150,7 @@ impl Factory for TcpLogFactory {
     }
 
     fn build(&self, config: &Value) -> Result<Arc<dyn Plugin>, String> {
-        let (conf, snippets) = parse(config).map_err(|p| {
-            p.iter()
-                .map(|(f, m)| format!("{f}: {m}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
-        let tls = if conf.tls {
-            let config = crate::proxy::tls::client_config().map_err(|e| e.to_string())?;
-            Some(Tls {
-                connector: TlsConnector::from(config),
-                sni: conf.tls_sni.clone().filter(|s| !s.is_empty()),
-            })
-        } else {
-            None
-        };
-        Ok(Arc::new(TcpLog {
-            sink: Arc::new(Sink {
-                addr: format!("{}:{}", conf.host, conf.port),
-                tls,
-                timeout: Duration::from_millis(conf.timeout),
-                keepalive: Duration::from_millis(conf.keepalive),
-                idle: Mutex::new(Vec::new()),
-                in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-                dropped: AtomicU64::new(0),
-            }),
-            snippets,
-        }))
+        Ok(Arc::new(TcpLog::new(config)?))
     }
 }
 
@@ -212,6 +192,7 @@ struct Sink {
     idle: Mutex<Vec<(Conn, Instant)>>,
     in_flight: Arc<Semaphore>,
     dropped: AtomicU64,
+    failures: failures::Failures,
 }
 
 impl Sink {
@@ -274,6 +255,9 @@ impl TcpLog {
     /// The line this instance sends for a request; `None` when a snippet fails (Kong does
     /// not log that request).
     pub fn line(&self, ctx: &RequestContext) -> Option<String> {
+        if self.snippets.is_empty() {
+            return Some(wire::line(ctx));
+        }
         let mut payload = serialize::serialize(ctx);
         for (field, snippet) in &self.snippets {
             match snippet.run(ctx, &payload) {
@@ -285,6 +269,49 @@ impl TcpLog {
             }
         }
         Some(serialize::wire_line(&payload))
+    }
+
+    /// An instance for a checked `config`.
+    pub fn new(config: &Value) -> Result<Self, String> {
+        let (conf, snippets) = parse(config).map_err(|p| {
+            p.iter()
+                .map(|(f, m)| format!("{f}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let tls = if conf.tls {
+            let config = crate::proxy::tls::client_config().map_err(|e| e.to_string())?;
+            Some(Tls {
+                connector: TlsConnector::from(config),
+                sni: conf.tls_sni.clone().filter(|s| !s.is_empty()),
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            sink: Arc::new(Sink {
+                addr: format!("{}:{}", conf.host, conf.port),
+                tls,
+                timeout: Duration::from_millis(conf.timeout),
+                keepalive: Duration::from_millis(conf.keepalive),
+                idle: Mutex::new(Vec::new()),
+                in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+                dropped: AtomicU64::new(0),
+                failures: failures::Failures::default(),
+            }),
+            snippets,
+        })
+    }
+
+    /// Entries lost to failed connects or writes since the instance was built.
+    pub fn send_failures(&self) -> u64 {
+        self.sink.failures.total()
+    }
+
+    /// Failure lines logged: the first failure, then at most one per
+    /// [`failures::LOG_INTERVAL`] naming how many went unlogged.
+    pub fn failure_lines(&self) -> u64 {
+        self.sink.failures.lines()
     }
 }
 
@@ -326,7 +353,14 @@ impl Plugin for TcpLog {
         let sink = Arc::clone(&self.sink);
         handle.spawn(async move {
             if let Err(error) = sink.send(line).await {
-                tracing::error!(addr = %sink.addr, %error, "tcp-log: failed to send the log entry");
+                if let Some(suppressed) = sink.failures.record() {
+                    tracing::error!(
+                        addr = %sink.addr,
+                        %error,
+                        suppressed,
+                        "tcp-log: failed to send the log entry"
+                    );
+                }
             }
             drop(permit);
         });

@@ -58,7 +58,8 @@ fn querystring(uri: &str) -> Value {
     Value::Object(out)
 }
 
-fn decode(s: &str) -> String {
+/// Form-decodes one query component.
+pub(super) fn decode(s: &str) -> String {
     form_urlencoded::parse(format!("x={s}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
@@ -179,7 +180,7 @@ pub fn serialize(ctx: &RequestContext) -> Value {
                 m.insert("balancer_latency".into(), t.balancer_latency.into());
                 m.insert(
                     "balancer_latency_ns".into(),
-                    (t.balancer_latency * 1_000_000).into(),
+                    t.balancer_latency.saturating_mul(1_000_000).into(),
                 );
                 insert_some(&mut m, "state", t.state);
                 insert_some(&mut m, "code", t.code);
@@ -251,9 +252,5 @@ pub fn set_value(root: &mut Value, key: &str, value: Option<Value>) {
 
 /// One wire line: compact JSON with `/` escaped as `\/` (lua-cjson), then `\n`.
 pub fn wire_line(value: &Value) -> String {
-    let mut text = serde_json::to_string(value)
-        .unwrap_or_default()
-        .replace('/', "\\/");
-    text.push('\n');
-    text
+    super::wire::to_line(value, 2048)
 }

@@ -96,3 +96,39 @@ fn index_zero_is_nil_as_in_lua() {
     let s = compile("return kong.log.serialize()['tries'][1]['ip']").unwrap();
     assert_eq!(s.run(&ctx(), &payload).unwrap(), Some(json!("127.0.0.1")));
 }
+
+#[tokio::test]
+async fn a_down_destination_counts_every_lost_entry_without_a_line_each() {
+    use crate::plugins::Plugin;
+
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let plugin = super::TcpLog::new(&json!({"host": "127.0.0.1", "port": port})).unwrap();
+    let ctx = ctx();
+    let sent = 50;
+    for _ in 0..sent {
+        plugin.log(&ctx);
+    }
+    let counted = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while plugin.send_failures() < sent {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        counted.is_ok(),
+        "{} of {sent} failures counted",
+        plugin.send_failures()
+    );
+    assert_eq!(plugin.send_failures(), sent);
+    assert!(plugin.failure_lines() >= 1, "the first failure is logged");
+    assert!(
+        plugin.failure_lines() < sent,
+        "not one line per failure: {} lines",
+        plugin.failure_lines()
+    );
+}
