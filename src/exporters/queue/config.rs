@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::sizer::Sizer;
 use crate::config::FieldError;
 
 /// `retry_on_failure`.
@@ -86,14 +87,16 @@ pub struct QueueConfig {
     pub enabled: bool,
     /// Concurrent exports. Default 10.
     pub num_consumers: usize,
-    /// Capacity in requests (batches as received). Default 1000.
+    /// Capacity, in the unit of `sizer`. Default 1000.
     pub queue_size: usize,
     /// Wait for room instead of refusing when full. Default false.
     pub blocking: bool,
     /// Later name of `blocking`.
     pub block_on_overflow: Option<bool>,
-    /// Accepted: only `requests` is implemented.
-    pub sizer: Option<String>,
+    /// What `queue_size` counts: `requests` (batches as received, the default), `items`
+    /// (spans, data points, log records) or `bytes` (the batches' encoded OTLP protobuf
+    /// size). The persistent queue counts requests only.
+    pub sizer: Sizer,
     /// Accepted for compatibility.
     pub wait_for_result: Option<bool>,
     /// Accepted for compatibility (queue batching is done by the `batch` processor).
@@ -111,7 +114,7 @@ impl Default for QueueConfig {
             queue_size: 1000,
             blocking: false,
             block_on_overflow: None,
-            sizer: None,
+            sizer: Sizer::Requests,
             wait_for_result: None,
             batch: None,
             storage: None,
@@ -140,10 +143,11 @@ impl QueueConfig {
         if self.num_consumers == 0 {
             return Err(at("num_consumers", "`num_consumers` must be positive"));
         }
-        if let Some(sizer) = &self.sizer {
-            if sizer != "requests" {
-                return Err(at("sizer", "only the `requests` sizer is supported"));
-            }
+        if self.storage.is_some() && self.sizer != Sizer::Requests {
+            return Err(at(
+                "sizer",
+                "persistent queue configured with `storage` only supports `requests` sizer",
+            ));
         }
         Ok(())
     }

@@ -7,6 +7,11 @@
 //! jitter, waiting at least what the server asked (`Retry-After`), until
 //! `max_elapsed_time`. Permanent failures are dropped, logged and counted.
 //!
+//! `queue_size` counts what `sending_queue.sizer` says ([`Sizer`]): requests (the
+//! default), items, or the batches' encoded OTLP protobuf bytes. A batch bigger than the
+//! whole queue is refused (`element size too large`, as otelcol); an empty one is accepted
+//! and dropped when counting items or bytes.
+//!
 //! Shutdown interrupts waiting retries, then gives every queued batch one attempt.
 //!
 //! With `sending_queue.storage` set, the queue is persistent ([`persistent`]): `consume`
@@ -16,8 +21,8 @@
 
 mod config;
 mod persistent;
+mod sizer;
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -28,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::{QueueConfig, RetryConfig};
+pub use sizer::Sizer;
 
 use crate::component::{Component, ComponentError, Host};
 use crate::config::ComponentId;
@@ -35,6 +41,7 @@ use crate::extensions::storage::client_name;
 use crate::pipeline::{Batch, ClientInfo, ConsumeError, Consumer, Reservation, Signal};
 use crate::telemetry::names;
 use persistent::{OfferError, PersistentQueue};
+use sizer::{Capacity, Held, Refusal};
 
 /// Why one export attempt failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -107,7 +114,6 @@ struct Shared<E> {
     counters: Counters,
     /// Cancelled at shutdown: waiting retries give up.
     stop: CancellationToken,
-    queued: AtomicI64,
     /// Batches interrupted by shutdown are kept (in the persistent queue), not dropped.
     keep_interrupted: bool,
     signal: Signal,
@@ -121,12 +127,17 @@ enum Undelivered {
     Kept,
 }
 
+/// A batch in the in-memory queue, with the capacity it holds until dispatched.
+type Queued = (Batch, ClientInfo, Held);
+
 /// An [`Export`] with a sending queue and retries: the node the graph holds.
 pub struct QueuedExporter<E> {
     shared: Arc<Shared<E>>,
     queue: QueueConfig,
-    tx: mpsc::Sender<(Batch, ClientInfo)>,
-    rx: Mutex<Option<mpsc::Receiver<(Batch, ClientInfo)>>>,
+    /// What the in-memory queue holds, in the sizer's unit.
+    capacity: Arc<Capacity>,
+    tx: mpsc::Sender<Queued>,
+    rx: Mutex<Option<mpsc::Receiver<Queued>>>,
     tasks: TaskTracker,
     /// Set at start when `sending_queue.storage` names a storage extension.
     persistent: OnceLock<Arc<PersistentQueue>>,
@@ -159,15 +170,18 @@ impl<E: Export> QueuedExporter<E> {
             ),
             queue_size: metrics::gauge!(names::EXPORTER_QUEUE_SIZE, &gauge_labels),
         };
-        let capacity = if queue.enabled {
+        let limit = if queue.enabled {
             queue.queue_size.max(1)
         } else {
             1
         };
         if queue.enabled {
-            metrics::gauge!(names::EXPORTER_QUEUE_CAPACITY, &gauge_labels).set(capacity as f64);
+            metrics::gauge!(names::EXPORTER_QUEUE_CAPACITY, &gauge_labels).set(limit as f64);
         }
-        let (tx, rx) = mpsc::channel(capacity);
+        let capacity = Arc::new(Capacity::new(limit as u64, counters.queue_size.clone()));
+        // Every queued batch holds at least one unit of `limit`, so the channel never fills
+        // before the capacity does; its own bound is only a backstop.
+        let (tx, rx) = mpsc::channel(limit.min(Semaphore::MAX_PERMITS));
         Self {
             shared: Arc::new(Shared {
                 exporter,
@@ -176,11 +190,11 @@ impl<E: Export> QueuedExporter<E> {
                 retry,
                 counters,
                 stop: CancellationToken::new(),
-                queued: AtomicI64::new(0),
                 keep_interrupted: queue.enabled && queue.storage.is_some(),
                 signal,
             }),
             queue,
+            capacity,
             tx,
             rx: Mutex::new(Some(rx)),
             tasks: TaskTracker::new(),
@@ -275,6 +289,18 @@ impl<E: Export> Shared<E> {
         ConsumeError::retryable(reason)
     }
 
+    /// Counts and logs a refusal by the in-memory queue's capacity.
+    fn refuse(&self, items: u64, refusal: Refusal) -> ConsumeError {
+        match refusal {
+            Refusal::Full => self.refuse_full(items, "sending queue is full"),
+            Refusal::TooLarge => {
+                self.counters.enqueue_failed.increment(items);
+                tracing::warn!(exporter = %self.name, dropped_items = items, "Dropping data because the request is larger than the whole sending_queue. Try increasing queue_size.");
+                ConsumeError::retryable(refusal.to_string())
+            }
+        }
+    }
+
     /// Counts and logs a refusal by the persistent queue.
     fn refuse_persistent(&self, error: &OfferError, items: u64) -> ConsumeError {
         self.counters.enqueue_failed.increment(items);
@@ -332,6 +358,13 @@ fn jitter(base: Duration, factor: f64) -> Duration {
 }
 
 impl<E: Export> QueuedExporter<E> {
+    /// The size of `batch` in the in-memory queue's unit; `None` for an empty batch counted
+    /// in items or bytes, which is accepted and dropped (as otelcol).
+    fn size_of(&self, batch: &Batch) -> Option<u64> {
+        let size = self.queue.sizer.size_of(batch);
+        (size > 0).then_some(size)
+    }
+
     async fn offer_persistent(&self, batch: &Batch, items: u64) -> Result<(), ConsumeError> {
         let shared = &self.shared;
         let Some(queue) = self.persistent.get() else {
@@ -426,27 +459,23 @@ impl<E: Export> Consumer for QueuedExporter<E> {
         if self.queue.storage.is_some() {
             return self.offer_persistent(&batch, items).await;
         }
-        let result = if self.queue.blocks() {
-            self.tx
-                .send((batch, client.clone()))
-                .await
-                .map_err(|_| "exporter is shutting down")
-        } else {
-            self.tx
-                .try_send((batch, client.clone()))
-                .map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => "sending queue is full",
-                    mpsc::error::TrySendError::Closed(_) => "exporter is shutting down",
-                })
+        let Some(size) = self.size_of(&batch) else {
+            return Ok(());
         };
-        match result {
-            Ok(()) => {
-                let n = shared.queued.fetch_add(1, Ordering::Relaxed) + 1;
-                shared.counters.queue_size.set(n as f64);
-                Ok(())
-            }
-            Err(reason) => Err(shared.refuse_full(items, reason)),
-        }
+        let held = if self.queue.blocks() {
+            self.capacity.take(size, &shared.stop).await
+        } else {
+            self.capacity.try_take(size)
+        };
+        let held = held.map_err(|refusal| shared.refuse(items, refusal))?;
+        self.tx
+            .try_send((batch, client.clone(), held))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => shared.refuse(items, Refusal::Full),
+                mpsc::error::TrySendError::Closed(_) => {
+                    shared.refuse_full(items, "exporter is shutting down")
+                }
+            })
     }
 
     fn try_reserve(&self, batch: &Batch) -> Result<Option<Reservation>, ConsumeError> {
@@ -473,16 +502,19 @@ impl<E: Export> Consumer for QueuedExporter<E> {
                 }
             })));
         }
+        let Some(size) = self.size_of(batch) else {
+            return Ok(None);
+        };
+        let held = self
+            .capacity
+            .try_take(size)
+            .map_err(|refusal| shared.refuse(items, refusal))?;
         match self.tx.clone().try_reserve_owned() {
             Ok(permit) => Ok(Some(Reservation::new(move |batch, client| {
-                let _sender = permit.send((batch, client.clone()));
-                let n = shared.queued.fetch_add(1, Ordering::Relaxed) + 1;
-                shared.counters.queue_size.set(n as f64);
+                let _sender = permit.send((batch, client.clone(), held));
                 Ok(())
             }))),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                Err(shared.refuse_full(items, "sending queue is full"))
-            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(shared.refuse(items, Refusal::Full)),
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 Err(ConsumeError::retryable("exporter is shutting down"))
             }
@@ -508,7 +540,7 @@ impl<E: Export> Component for QueuedExporter<E> {
         let tasks = self.tasks.clone();
         self.tasks.spawn(async move {
             loop {
-                let (batch, client) = tokio::select! {
+                let (batch, client, held) = tokio::select! {
                     biased;
                     () = shared.stop.cancelled() => break,
                     item = rx.recv() => match item {
@@ -516,8 +548,7 @@ impl<E: Export> Component for QueuedExporter<E> {
                         None => break,
                     },
                 };
-                let n = shared.queued.fetch_sub(1, Ordering::Relaxed) - 1;
-                shared.counters.queue_size.set(n as f64);
+                drop(held);
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
@@ -531,9 +562,8 @@ impl<E: Export> Component for QueuedExporter<E> {
             }
             // Shutdown: what is still queued gets one attempt each (retries are off now).
             rx.close();
-            while let Some((batch, client)) = rx.recv().await {
-                let n = shared.queued.fetch_sub(1, Ordering::Relaxed) - 1;
-                shared.counters.queue_size.set(n as f64);
+            while let Some((batch, client, held)) = rx.recv().await {
+                drop(held);
                 let sent = crate::pipeline::client::scope(client, shared.send(batch));
                 let _sent = sent.await.is_ok();
             }

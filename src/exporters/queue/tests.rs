@@ -271,6 +271,164 @@ async fn fan_out_is_all_or_nothing_over_queues() {
     assert_eq!(b.exporter().attempts.lock().unwrap().len(), 1);
 }
 
+fn sized(sizer: Sizer, queue_size: usize) -> QueueConfig {
+    QueueConfig {
+        sizer,
+        queue_size,
+        num_consumers: 1,
+        ..QueueConfig::default()
+    }
+}
+
+async fn offer(e: &QueuedExporter<Scripted>, batch: Batch) -> Result<(), ConsumeError> {
+    e.consume(batch, &ClientInfo::default()).await
+}
+
+/// Bytes of `batch` as the exporter would send it.
+fn wire_len(batch: &Batch) -> usize {
+    batch.encode_request().len()
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_sizer_fills_and_refuses_at_the_exact_boundary() {
+    // requests: two batches, whatever their size.
+    let e = exporter(Vec::new(), retry(1, 300), sized(Sizer::Requests, 2));
+    offer(&e, logs(50)).await.unwrap();
+    offer(&e, logs(50)).await.unwrap();
+    let err = offer(&e, logs(1)).await.unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(err.message, "sending queue is full");
+    assert_eq!(e.capacity.used(), 2);
+
+    // items: 2 + 3 fill five exactly, one more does not fit.
+    let e = exporter(Vec::new(), retry(1, 300), sized(Sizer::Items, 5));
+    offer(&e, logs(2)).await.unwrap();
+    offer(&e, logs(3)).await.unwrap();
+    assert_eq!(e.capacity.used(), 5);
+    let err = offer(&e, logs(1)).await.unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(err.message, "sending queue is full");
+
+    // bytes: the encoded requests, to the byte.
+    let (a, b) = (logs(3), logs(7));
+    let exact = wire_len(&a) + wire_len(&b);
+    let e = exporter(Vec::new(), retry(1, 300), sized(Sizer::Bytes, exact));
+    offer(&e, a.clone()).await.unwrap();
+    offer(&e, b.clone()).await.unwrap();
+    assert_eq!(e.capacity.used(), exact as u64);
+    assert_eq!(
+        offer(&e, logs(1)).await.unwrap_err().message,
+        "sending queue is full"
+    );
+    let e = exporter(Vec::new(), retry(1, 300), sized(Sizer::Bytes, exact - 1));
+    offer(&e, a).await.unwrap();
+    assert_eq!(
+        offer(&e, b).await.unwrap_err().message,
+        "sending queue is full",
+        "one byte short"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_bigger_than_the_whole_queue_is_refused() {
+    let e = exporter(Vec::new(), retry(1, 300), sized(Sizer::Items, 3));
+    let err = offer(&e, logs(4)).await.unwrap_err();
+    assert_eq!(err.message, "element size too large");
+    assert!(err.is_retryable(), "otelcol's error is not a permanent one");
+    assert_eq!(e.capacity.used(), 0);
+    offer(&e, logs(3)).await.unwrap();
+
+    let batch = logs(2);
+    let e = exporter(
+        Vec::new(),
+        retry(1, 300),
+        sized(Sizer::Bytes, wire_len(&batch) - 1),
+    );
+    assert_eq!(
+        offer(&e, batch).await.unwrap_err().message,
+        "element size too large"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn drained_items_free_their_capacity() {
+    let e = exporter(Vec::new(), retry(1, 300), sized(Sizer::Items, 4));
+    offer(&e, logs(4)).await.unwrap();
+    assert!(offer(&e, logs(1)).await.is_err());
+    e.start(&host()).await.unwrap();
+    drain(&e, 1).await;
+    assert_eq!(e.capacity.used(), 0);
+    offer(&e, logs(4)).await.unwrap();
+    drain(&e, 2).await;
+    e.shutdown().await.unwrap();
+    let attempts = e.exporter().attempts.lock().unwrap();
+    let sent: Vec<usize> = attempts.iter().map(|a| a.1).collect();
+    assert_eq!(sent, vec![4, 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blocking_sized_queue_waits_for_room() {
+    let queue = QueueConfig {
+        block_on_overflow: Some(true),
+        ..sized(Sizer::Items, 3)
+    };
+    let e = Arc::new(exporter(Vec::new(), retry(1, 300), queue));
+    offer(&e, logs(3)).await.unwrap();
+    let waiting = tokio::spawn({
+        let e = e.clone();
+        async move { offer(&e, logs(2)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiting.is_finished(), "no room yet");
+    e.start(&host()).await.unwrap();
+    waiting.await.unwrap().unwrap();
+    drain(&e, 2).await;
+    e.shutdown().await.unwrap();
+    assert_eq!(e.exporter().attempts.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reservations_hold_sized_room_until_committed_or_dropped() {
+    let e = exporter(Vec::new(), retry(1, 300), sized(Sizer::Items, 5));
+    let held = e.try_reserve(&logs(4)).unwrap().unwrap();
+    assert_eq!(e.capacity.used(), 4);
+    assert_eq!(
+        e.try_reserve(&logs(2)).err().unwrap().message,
+        "sending queue is full"
+    );
+    drop(held);
+    assert_eq!(e.capacity.used(), 0);
+    let held = e.try_reserve(&logs(5)).unwrap().unwrap();
+    held.commit(logs(5), &ClientInfo::default()).unwrap();
+    assert_eq!(e.capacity.used(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn empty_batches_are_accepted_and_dropped_when_sized_by_items() {
+    let e = exporter(Vec::new(), retry(1, 300), sized(Sizer::Items, 1));
+    offer(&e, logs(0)).await.unwrap();
+    assert_eq!(e.capacity.used(), 0);
+    e.start(&host()).await.unwrap();
+    e.shutdown().await.unwrap();
+    assert!(e.exporter().attempts.lock().unwrap().is_empty());
+}
+
+#[test]
+fn sizer_is_read_from_yaml_and_checked_against_storage() {
+    let q: QueueConfig = yaml_serde::from_str("sizer: bytes\nqueue_size: 100").unwrap();
+    assert_eq!(q.sizer, Sizer::Bytes);
+    let q: QueueConfig = yaml_serde::from_str("sizer: items").unwrap();
+    assert_eq!(q.sizer, Sizer::Items);
+    assert!(q.validate().is_ok());
+    assert_eq!(QueueConfig::default().sizer, Sizer::Requests);
+    assert!(yaml_serde::from_str::<QueueConfig>("sizer: pages").is_err());
+    let q: QueueConfig = yaml_serde::from_str("sizer: bytes\nstorage: file_storage").unwrap();
+    assert_eq!(
+        q.validate().unwrap_err().to_string(),
+        "sending_queue::sizer: persistent queue configured with `storage` only supports `requests` sizer"
+    );
+}
+
 #[test]
 fn config_validation_messages() {
     let r = RetryConfig {
