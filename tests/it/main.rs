@@ -11,6 +11,7 @@ mod examples;
 mod pipeline;
 mod prometheus;
 mod prometheus_export;
+mod queue_bytes;
 mod security;
 mod seeds;
 mod spanmetrics;
