@@ -1,4 +1,5 @@
-//! The text otelcol's debug exporter prints, verbosity by verbosity.
+//! The text otelcol's debug exporter prints, verbosity by verbosity, with credentials
+//! replaced by `[REDACTED]` (see [`super::redact`]).
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -10,6 +11,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
+use super::redact::{self, REDACTED};
 use crate::pipeline::{as_string, Batch};
 
 /// Appends formatted text and a newline (writing to a `String` cannot fail).
@@ -81,7 +83,7 @@ pub(super) fn normal(batch: &Batch) -> String {
                     hex::encode(&span.span_id)
                 ));
                 for kv in &span.attributes {
-                    out.push_str(&format!(" {}={}", kv.key, as_string(kv.value.as_ref())));
+                    out.push_str(&format!(" {}={}", kv.key, plain_entry(kv)));
                 }
                 out.push('\n');
             }
@@ -92,12 +94,12 @@ pub(super) fn normal(batch: &Batch) -> String {
                 .flat_map(|r| &r.scope_logs)
                 .flat_map(|s| &s.log_records)
             {
-                out.push_str(&as_string(record.body.as_ref()));
+                out.push_str(&plain_value(record.body.as_ref()));
                 out.push(' ');
                 let attrs: Vec<String> = record
                     .attributes
                     .iter()
-                    .map(|kv| format!("{}={}", kv.key, as_string(kv.value.as_ref())))
+                    .map(|kv| format!("{}={}", kv.key, plain_entry(kv)))
                     .collect();
                 out.push_str(&attrs.join(" "));
                 out.push('\n');
@@ -119,7 +121,7 @@ pub(super) fn normal(batch: &Batch) -> String {
 fn labels(attrs: &[KeyValue]) -> String {
     attrs
         .iter()
-        .map(|kv| format!("{}={}", kv.key, as_string(kv.value.as_ref())))
+        .map(|kv| format!("{}={}", kv.key, plain_entry(kv)))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -245,13 +247,13 @@ fn attributes(out: &mut String, title: &str, attrs: &[KeyValue]) {
     }
     line!(out, "{title}:");
     for kv in attrs {
-        line!(out, "     -> {}: {}", kv.key, typed(kv.value.as_ref()));
+        line!(out, "     -> {}: {}", kv.key, typed_entry(kv));
     }
 }
 
 fn nested_attributes(out: &mut String, attrs: &[KeyValue]) {
     for kv in attrs {
-        line!(out, "          -> {}: {}", kv.key, typed(kv.value.as_ref()));
+        line!(out, "          -> {}: {}", kv.key, typed_entry(kv));
     }
 }
 
@@ -359,7 +361,7 @@ fn logs(out: &mut String, rl: &[ResourceLogs]) {
                 if !record.event_name.is_empty() {
                     line!(out, "EventName: {}", record.event_name);
                 }
-                line!(out, "Body: {}", typed(record.body.as_ref()));
+                line!(out, "Body: {}", typed_value(record.body.as_ref()));
                 attributes(out, "Attributes", &record.attributes);
                 line!(out, "Trace ID: {}", hex::encode(&record.trace_id));
                 line!(out, "Span ID: {}", hex::encode(&record.span_id));
@@ -603,8 +605,47 @@ pub(super) fn go_time(nanos: u64) -> String {
 
 /// `Str(v)`, `Int(1)`, `Map({...})`: the value with its type, as pdata prints it.
 pub(super) fn typed(value: Option<&AnyValue>) -> String {
-    let inner = value.and_then(|v| v.value.as_ref());
-    let kind = match inner {
+    format!("{}({})", kind(value), as_string(value))
+}
+
+/// [`typed`] for an attribute: `Str([REDACTED])` when its key names a credential, and
+/// credentials inside a map value replaced.
+fn typed_entry(kv: &KeyValue) -> String {
+    if redact::is_secret(&kv.key) {
+        format!("{}({REDACTED})", kind(kv.value.as_ref()))
+    } else {
+        typed_value(kv.value.as_ref())
+    }
+}
+
+/// [`typed`] with the credentials inside a map value replaced.
+fn typed_value(value: Option<&AnyValue>) -> String {
+    match redact::scrubbed(value) {
+        Some(clean) => typed(Some(&clean)),
+        None => typed(value),
+    }
+}
+
+/// [`as_string`] for an attribute, redacted as [`typed_entry`].
+fn plain_entry(kv: &KeyValue) -> String {
+    if redact::is_secret(&kv.key) {
+        REDACTED.to_owned()
+    } else {
+        plain_value(kv.value.as_ref())
+    }
+}
+
+/// [`as_string`] with the credentials inside a map value replaced.
+fn plain_value(value: Option<&AnyValue>) -> String {
+    match redact::scrubbed(value) {
+        Some(clean) => as_string(Some(&clean)),
+        None => as_string(value),
+    }
+}
+
+/// pdata's type name of `value`.
+fn kind(value: Option<&AnyValue>) -> &'static str {
+    match value.and_then(|v| v.value.as_ref()) {
         Some(any_value::Value::StringValue(_)) => "Str",
         Some(any_value::Value::BoolValue(_)) => "Bool",
         Some(any_value::Value::IntValue(_)) => "Int",
@@ -613,6 +654,5 @@ pub(super) fn typed(value: Option<&AnyValue>) -> String {
         Some(any_value::Value::KvlistValue(_)) => "Map",
         Some(any_value::Value::BytesValue(_)) => "Bytes",
         Some(any_value::Value::StringValueStrindex(_)) | None => "Empty",
-    };
-    format!("{kind}({})", as_string(value))
+    }
 }

@@ -10,9 +10,20 @@
 //! logger (stderr) unless `use_internal_logger: false`. Sampling: the first
 //! `sampling_initial` batches of each second are printed, then every
 //! `sampling_thereafter`-th.
+//!
+//! Credentials are never printed: at `normal` and `detailed` verbosity, the value of every
+//! attribute (resource, scope, span, event, link, log record, data point, exemplar) whose
+//! key names a credential prints as `[REDACTED]` (`Str([REDACTED])` in `detailed`); so do
+//! such entries inside map values and log bodies, at any depth. The keys, compared ignoring
+//! case: `authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`,
+//! `api-key`, `api_key`, `apikey`, `api_token`, `x-auth-token`, `access_token`,
+//! `refresh_token`, `client_secret`, `private_key`, `password`, `passwd`, `secret`,
+//! `token`, each also after `http.request.header.` or `http.response.header.`. The list is
+//! `redact::SECRET_KEYS`. Secrets inside free text (a string body) are not recognised.
 
 mod config;
 mod format;
+mod redact;
 #[cfg(test)]
 mod tests;
 

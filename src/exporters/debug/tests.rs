@@ -235,3 +235,216 @@ fn sampling_keeps_initial_then_every_nth() {
     // A new second starts over.
     assert!(d.sampled_at(101));
 }
+
+mod redaction {
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::metrics::v1::{Exemplar, Gauge};
+    use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+
+    use super::super::redact::is_secret;
+    use super::*;
+
+    const SECRET: &str = "s3cr3t-value";
+
+    fn map(entries: Vec<KeyValue>) -> any_value::Value {
+        any_value::Value::KvlistValue(KeyValueList { values: entries })
+    }
+
+    #[test]
+    fn secret_keys_match_ignoring_case_and_after_header_prefixes() {
+        for key in [
+            "authorization",
+            "Authorization",
+            "PROXY-AUTHORIZATION",
+            "Cookie",
+            "set-cookie",
+            "X-Api-Key",
+            "api-key",
+            "api_token",
+            "x-auth-token",
+            "password",
+            "Passwd",
+            "secret",
+            "token",
+            "http.request.header.authorization",
+            "HTTP.Request.Header.X-API-KEY",
+            "http.response.header.set-cookie",
+        ] {
+            assert!(is_secret(key), "{key} is a credential");
+        }
+        for key in [
+            "http.method",
+            "tokens",
+            "author",
+            "http.request.header.content-type",
+            "http.request.header.",
+            "http.request.header",
+            "request.header.authorization",
+            "",
+            "é.request.header.authorizatio\u{e9}",
+        ] {
+            assert!(!is_secret(key), "{key} is not a credential");
+        }
+    }
+
+    fn secret_spans() -> Batch {
+        let mut batch = spans();
+        let Batch::Traces(rs) = &mut batch else {
+            unreachable!()
+        };
+        let r = &mut rs[0];
+        if let Some(resource) = r.resource.as_mut() {
+            resource.attributes.push(kv("Authorization", s(SECRET)));
+        }
+        let scope = &mut r.scope_spans[0];
+        scope.scope = Some(InstrumentationScope {
+            name: "kong".into(),
+            attributes: vec![kv("api_token", any_value::Value::IntValue(12345678))],
+            ..Default::default()
+        });
+        let span = &mut scope.spans[0];
+        span.attributes.push(kv(
+            "http.request.header.authorization",
+            any_value::Value::ArrayValue(ArrayValue {
+                values: vec![AnyValue {
+                    value: Some(s(SECRET)),
+                }],
+            }),
+        ));
+        span.attributes.push(kv(
+            "request",
+            map(vec![kv("cookie", s(SECRET)), kv("path", s("/orders"))]),
+        ));
+        span.events.push(Event {
+            name: "login".into(),
+            attributes: vec![kv("password", s(SECRET)), kv("user", s("ann"))],
+            ..Default::default()
+        });
+        span.links.push(Link {
+            attributes: vec![kv("X-Auth-Token", s(SECRET))],
+            ..Default::default()
+        });
+        batch
+    }
+
+    #[test]
+    fn detailed_traces_print_no_credential() {
+        let out = detailed(&secret_spans());
+        assert!(!out.contains(SECRET), "{out}");
+        assert!(!out.contains("12345678"), "{out}");
+        for line in [
+            "     -> service.name: Str(kong)\n",
+            "     -> Authorization: Str([REDACTED])\n",
+            "     -> api_token: Int([REDACTED])\n",
+            "     -> http.method: Str(GET)\n",
+            "     -> http.request.header.authorization: Slice([REDACTED])\n",
+            "     -> request: Map({\"cookie\":\"[REDACTED]\",\"path\":\"/orders\"})\n",
+            "          -> password: Str([REDACTED])\n",
+            "          -> user: Str(ann)\n",
+            "          -> X-Auth-Token: Str([REDACTED])\n",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in\n{out}");
+        }
+    }
+
+    #[test]
+    fn normal_traces_print_no_credential() {
+        let out = normal(&secret_spans());
+        assert!(!out.contains(SECRET), "{out}");
+        assert!(
+            out.contains(" http.request.header.authorization=[REDACTED] "),
+            "{out}"
+        );
+        assert!(out.contains(" http.method=GET "), "{out}");
+    }
+
+    fn secret_logs() -> Batch {
+        let headers = map(vec![kv("accept", s("*/*")), kv("authorization", s(SECRET))]);
+        let body = map(vec![kv(
+            "request",
+            map(vec![kv("headers", headers), kv("method", s("GET"))]),
+        )]);
+        Batch::Logs(vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    body: Some(AnyValue { value: Some(body) }),
+                    attributes: vec![kv("x-api-key", s(SECRET)), kv("route", s("orders"))],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
+    #[test]
+    fn log_bodies_that_are_maps_are_redacted_at_any_depth() {
+        let out = detailed(&secret_logs());
+        assert!(!out.contains(SECRET), "{out}");
+        assert!(
+            out.contains(
+                "Body: Map({\"request\":{\"headers\":{\"accept\":\"*/*\",\"authorization\":\"[REDACTED]\"},\"method\":\"GET\"}})\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("     -> x-api-key: Str([REDACTED])\n"),
+            "{out}"
+        );
+        assert!(out.contains("     -> route: Str(orders)\n"), "{out}");
+
+        let out = normal(&secret_logs());
+        assert!(!out.contains(SECRET), "{out}");
+        assert!(out.contains("x-api-key=[REDACTED] route=orders"), "{out}");
+        assert!(out.contains("\"authorization\":\"[REDACTED]\""), "{out}");
+    }
+
+    #[test]
+    fn data_point_and_exemplar_attributes_are_redacted() {
+        let point = NumberDataPoint {
+            attributes: vec![kv("token", s(SECRET)), kv("code", s("200"))],
+            value: Some(number_data_point::Value::AsInt(1)),
+            exemplars: vec![Exemplar {
+                filtered_attributes: vec![kv("Secret", s(SECRET))],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let batch = Batch::Metrics(vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "requests".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![point],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]);
+        let out = detailed(&batch);
+        assert!(!out.contains(SECRET), "{out}");
+        assert!(out.contains("     -> token: Str([REDACTED])\n"), "{out}");
+        assert!(out.contains("     -> code: Str(200)\n"), "{out}");
+        assert!(
+            out.contains("          -> Secret: Str([REDACTED])\n"),
+            "{out}"
+        );
+        let out = normal(&batch);
+        assert!(!out.contains(SECRET), "{out}");
+        assert!(
+            out.contains("requests{token=[REDACTED],code=200} 1"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn values_without_credentials_print_unchanged() {
+        let value = AnyValue {
+            value: Some(map(vec![kv("path", s("/orders"))])),
+        };
+        assert_eq!(super::super::redact::scrubbed(Some(&value)), None);
+        assert_eq!(typed(Some(&value)), "Map({\"path\":\"/orders\"})");
+    }
+}
