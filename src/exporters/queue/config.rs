@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::sizer::Sizer;
+use super::Sizer;
 use crate::config::FieldError;
 
 /// `retry_on_failure`.
@@ -95,7 +95,7 @@ pub struct QueueConfig {
     pub block_on_overflow: Option<bool>,
     /// What `queue_size` counts: `requests` (batches as received, the default), `items`
     /// (spans, data points, log records) or `bytes` (the batches' encoded OTLP protobuf
-    /// size). The persistent queue counts requests only.
+    /// size), in memory and in the persistent queue.
     pub sizer: Sizer,
     /// Accepted for compatibility.
     pub wait_for_result: Option<bool>,
@@ -142,12 +142,6 @@ impl QueueConfig {
         }
         if self.num_consumers == 0 {
             return Err(at("num_consumers", "`num_consumers` must be positive"));
-        }
-        if self.storage.is_some() && self.sizer != Sizer::Requests {
-            return Err(at(
-                "sizer",
-                "persistent queue configured with `storage` only supports `requests` sizer",
-            ));
         }
         Ok(())
     }

@@ -308,6 +308,9 @@ impl<E: Export> Shared<E> {
             OfferError::Full => {
                 tracing::warn!(exporter = %self.name, dropped_items = items, "Dropping data because sending_queue is full. Try increasing queue_size.")
             }
+            OfferError::TooLarge => {
+                tracing::warn!(exporter = %self.name, dropped_items = items, "Dropping data because the request is larger than the whole sending_queue. Try increasing queue_size.")
+            }
             OfferError::Log(e) => {
                 tracing::error!(exporter = %self.name, error = %e, dropped_items = items, "Cannot write to the persistent queue.")
             }
@@ -371,16 +374,24 @@ impl<E: Export> QueuedExporter<E> {
             return Err(ConsumeError::retryable("exporter is not started"));
         };
         let mut payload = persistent::encode(batch);
+        let size = match self.queue.sizer {
+            Sizer::Requests => 1,
+            Sizer::Items => items,
+            Sizer::Bytes => payload.len() as u64,
+        };
+        if size == 0 {
+            return Ok(());
+        }
         loop {
-            let error = match queue.offer(payload) {
-                Ok(len) => {
-                    shared.counters.queue_size.set(len as f64);
+            let error = match queue.offer(payload, size) {
+                Ok(used) => {
+                    shared.counters.queue_size.set(used as f64);
                     return Ok(());
                 }
                 Err((OfferError::Full, back)) if self.queue.blocks() => {
                     payload = back;
                     tokio::select! {
-                        () = queue.room() => continue,
+                        () = queue.room(size) => continue,
                         () = shared.stop.cancelled() => OfferError::Full,
                     }
                 }
@@ -404,8 +415,13 @@ impl<E: Export> QueuedExporter<E> {
         let client = storage
             .open(&client_name("exporter", &id, shared.signal.as_str()))
             .map_err(|e| ComponentError::Other(e.to_string()))?;
-        let queue = Arc::new(PersistentQueue::new(client, self.queue.queue_size.max(1)));
-        shared.counters.queue_size.set(queue.len() as f64);
+        let queue = Arc::new(PersistentQueue::new(
+            client,
+            self.queue.queue_size.max(1) as u64,
+            self.queue.sizer,
+            shared.signal,
+        ));
+        shared.counters.queue_size.set(queue.used() as f64);
         let _first = self.persistent.set(queue.clone());
         let slots = Arc::new(Semaphore::new(self.queue.num_consumers));
         let tasks = self.tasks.clone();
@@ -416,7 +432,7 @@ impl<E: Export> QueuedExporter<E> {
                     () = shared.stop.cancelled() => break,
                     item = queue.pop() => item,
                 };
-                shared.counters.queue_size.set(queue.len() as f64);
+                shared.counters.queue_size.set(queue.used() as f64);
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
@@ -429,7 +445,7 @@ impl<E: Export> QueuedExporter<E> {
             }
             // Shutdown: one attempt each while the backend answers; the rest stays on disk.
             while let Some((seq, payload)) = queue.try_pop() {
-                shared.counters.queue_size.set(queue.len() as f64);
+                shared.counters.queue_size.set(queue.used() as f64);
                 if !shared.deliver_persisted(&queue, seq, &payload).await {
                     break;
                 }
@@ -489,13 +505,16 @@ impl<E: Export> Consumer for QueuedExporter<E> {
             let Some(queue) = self.persistent.get() else {
                 return Err(ConsumeError::retryable("exporter is not started"));
             };
-            let Some(slot) = queue.try_reserve() else {
-                return Err(shared.refuse_persistent(&OfferError::Full, items));
+            let Some(size) = self.size_of(batch) else {
+                return Ok(None);
             };
+            let slot = queue
+                .try_reserve(size)
+                .map_err(|e| shared.refuse_persistent(&e, items))?;
             return Ok(Some(Reservation::new(move |batch, _client| {
                 match slot.commit(persistent::encode(&batch)) {
-                    Ok(len) => {
-                        shared.counters.queue_size.set(len as f64);
+                    Ok(used) => {
+                        shared.counters.queue_size.set(used as f64);
                         Ok(())
                     }
                     Err(e) => Err(shared.refuse_persistent(&e, items)),
