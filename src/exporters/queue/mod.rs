@@ -361,7 +361,7 @@ fn jitter(base: Duration, factor: f64) -> Duration {
 }
 
 impl<E: Export> QueuedExporter<E> {
-    /// The size of `batch` in the in-memory queue's unit; `None` for an empty batch counted
+    /// The size of `batch` in the sizer's unit; `None` for an empty batch counted
     /// in items or bytes, which is accepted and dropped (as otelcol).
     fn size_of(&self, batch: &Batch) -> Option<u64> {
         let size = self.queue.sizer.size_of(batch);
