@@ -18,20 +18,25 @@
 //! is unless `parse_to: body` (or `body:`) says otherwise, and JSON numbers become doubles,
 //! as in otelcol-contrib.
 
+pub mod assign_keys;
 mod build;
 pub mod emit;
 pub mod entry;
 pub mod expr;
 pub mod field;
 pub mod input;
+pub mod json_array;
 pub mod net;
 pub mod parse;
 pub mod route;
 pub mod severity;
 pub mod split;
+pub mod syslog;
 pub mod time;
 pub mod trace;
 pub mod transform;
+pub mod unquote;
+pub mod uri;
 pub mod value;
 
 pub use build::{build, TYPES};
@@ -252,6 +257,8 @@ fn push_outputs(
     Some((*first, entry))
 }
 
+#[cfg(test)]
+mod ops_tests;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
