@@ -14,5 +14,6 @@ mod prometheus_export;
 mod security;
 mod seeds;
 mod spanmetrics;
+mod syslog;
 mod tcplog;
 mod tls_clients;
