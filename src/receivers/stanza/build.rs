@@ -42,6 +42,7 @@ pub const TYPES: &[&str] = &[
     "uri_parser",
     "json_array_parser",
     "syslog_parser",
+    "recombine",
 ];
 
 /// `output` / `default`: one id or a list.
@@ -446,6 +447,7 @@ fn build_kind(kind: &str, mut s: Section) -> Result<Built, FieldError> {
         "uri_parser" => Built::Node(super::uri::build(s)?),
         "json_array_parser" => Built::Node(super::json_array::build(s)?),
         "syslog_parser" => Built::Node(super::syslog::build(s)?),
+        "recombine" => Built::Node(super::recombine::build(s)?),
         other => {
             return Err(FieldError::at(
                 &["type"],

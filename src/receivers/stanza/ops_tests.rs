@@ -458,7 +458,233 @@ fn new_operators_are_listed() {
         "uri_parser",
         "json_array_parser",
         "syslog_parser",
+        "recombine",
     ] {
         assert!(TYPES.contains(&t), "{t}");
     }
+}
+
+fn bodies(out: &[Entry]) -> Vec<String> {
+    out.iter()
+        .map(|e| {
+            value::as_str(&e.body)
+                .unwrap_or("<not a string>")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Feeds `lines` one by one, then flushes as at shutdown.
+fn recombine(p: &Pipeline, lines: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in lines {
+        p.process(Entry::new(value::string(*line), 1), &mut out);
+    }
+    p.flush(true, &mut out);
+    bodies(&out)
+}
+
+#[test]
+fn recombine_stack_traces_by_first_entry() {
+    let p = pipeline(
+        r#"[{type: recombine, combine_field: body, is_first_entry: 'body matches "^[^\\s]"'}]"#,
+    );
+    assert!(p.has_state());
+    let got = recombine(
+        &p,
+        &[
+            "Log message 1",
+            "Error: java.lang.Exception: Stack trace",
+            "        at java.lang.Thread.dumpStack(Thread.java:1336)",
+            "        at Main.demo3(Main.java:15)",
+            "Another log message",
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            "Log message 1",
+            "Error: java.lang.Exception: Stack trace\n        at java.lang.Thread.dumpStack(Thread.java:1336)\n        at Main.demo3(Main.java:15)",
+            "Another log message",
+        ]
+    );
+}
+
+#[test]
+fn recombine_cri_by_last_entry_into_the_newest_entry() {
+    let p = pipeline(
+        r#"
+- type: regex_parser
+  regex: '^(?P<timestamp>[^\s]+) (?P<stream>\w+) (?P<logtag>\w) (?P<message>.*)'
+  parse_to: body
+- type: recombine
+  combine_field: body.message
+  combine_with: ""
+  is_last_entry: "body.logtag == 'F'"
+  overwrite_with: newest
+"#,
+    );
+    let mut out = Vec::new();
+    for line in [
+        "2016-10-06T00:17:09.669794202Z stdout F Single entry log 1",
+        "2016-10-06T00:17:10.113242941Z stdout P This is a very very long line th",
+        "2016-10-06T00:17:10.113242941Z stdout P at is really really long and spa",
+        "2016-10-06T00:17:10.113242941Z stdout F ns across multiple log entries",
+    ] {
+        p.process(Entry::new(value::string(line), 1), &mut out);
+    }
+    assert_eq!(out.len(), 2, "both batches completed without a flush");
+    assert_eq!(
+        get(&out[0].body, "message"),
+        Some(&value::string("Single entry log 1"))
+    );
+    assert_eq!(
+        get(&out[1].body, "message"),
+        Some(&value::string("This is a very very long line that is really really long and spans across multiple log entries"))
+    );
+    assert_eq!(get(&out[1].body, "logtag"), Some(&value::string("F")));
+    let mut rest = Vec::new();
+    p.flush(true, &mut rest);
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn recombine_max_unmatched_batch_size_examples() {
+    let first = |n: u32| {
+        pipeline(&format!(
+            "[{{type: recombine, combine_field: body, is_first_entry: \"body == 'log1'\", max_unmatched_batch_size: {n}}}]"
+        ))
+    };
+    let lines = [
+        "log2", "log3", "log4", "log1", "log5", "log6", "log7", "log1",
+    ];
+    assert_eq!(
+        recombine(&first(0), &lines),
+        vec!["log2\nlog3\nlog4", "log1\nlog5\nlog6\nlog7", "log1"]
+    );
+    assert_eq!(
+        recombine(&first(1), &lines),
+        vec!["log2", "log3", "log4", "log1\nlog5\nlog6\nlog7", "log1"]
+    );
+    let lines = [
+        "log2", "log3", "log4", "log5", "log1", "log6", "log7", "log1", "log8", "log1",
+    ];
+    assert_eq!(
+        recombine(&first(3), &lines),
+        vec![
+            "log2\nlog3\nlog4",
+            "log5",
+            "log1\nlog6\nlog7",
+            "log1\nlog8",
+            "log1"
+        ]
+    );
+    let last = pipeline("[{type: recombine, combine_field: body, is_last_entry: \"body == 'log1'\", max_unmatched_batch_size: 3}]");
+    assert_eq!(
+        recombine(&last, &lines),
+        vec![
+            "log2\nlog3\nlog4",
+            "log5\nlog1",
+            "log6\nlog7\nlog1",
+            "log8\nlog1"
+        ]
+    );
+}
+
+#[test]
+fn recombine_limits_sources_timer_and_oldest() {
+    // max_batch_size and max_log_size close a batch early.
+    let p = pipeline("[{type: recombine, combine_field: body, is_first_entry: 'body == \"start\"', max_batch_size: 2}]");
+    assert_eq!(
+        recombine(&p, &["start", "a", "b", "c"]),
+        vec!["start\na", "b\nc"]
+    );
+    let p = pipeline("[{type: recombine, combine_field: body, is_first_entry: 'body == \"start\"', max_log_size: 8}]");
+    assert_eq!(
+        recombine(&p, &["start", "abcd", "e"]),
+        vec!["start\nabcd", "e"]
+    );
+
+    // Sources are kept apart; over max_sources everything is flushed first.
+    let p = pipeline(
+        "[{type: recombine, combine_field: body, is_first_entry: 'body == \"start\"', source_identifier: attributes.src, max_sources: 2, overwrite_with: oldest}]",
+    );
+    let entry = |body: &str, src: &str| {
+        let mut e = Entry::new(value::string(body), 1);
+        value::insert(&mut e.attributes, "src".into(), value::string(src));
+        e.attributes
+            .push(opentelemetry_proto::tonic::common::v1::KeyValue {
+                key_strindex: 0,
+                key: "n".into(),
+                value: Some(value::string(body)),
+            });
+        e
+    };
+    let mut out = Vec::new();
+    for (b, s) in [("start", "a"), ("start", "b"), ("a1", "a"), ("b1", "b")] {
+        p.process(entry(b, s), &mut out);
+    }
+    assert!(out.is_empty());
+    p.process(entry("c1", "c"), &mut out);
+    let mut got = bodies(&out);
+    got.sort();
+    assert_eq!(got, vec!["start\na1", "start\nb1"]);
+    assert_eq!(
+        attr(&out[0], "n"),
+        Some(&value::string("start")),
+        "oldest keeps the first entry"
+    );
+
+    // The timer flushes batches whose first entry is older than force_flush_period only.
+    let p = pipeline("[{type: recombine, combine_field: body, is_first_entry: 'body == \"start\"', source_identifier: attributes.src}, {type: add, field: attributes.after, value: yes}]");
+    let mut out = Vec::new();
+    p.process(entry("old", "a"), &mut out);
+    p.process(Entry::new(value::string("fresh"), now_nanos()), &mut out);
+    p.flush(false, &mut out);
+    assert_eq!(bodies(&out), vec!["old"]);
+    assert_eq!(
+        attr(&out[0], "after"),
+        Some(&value::string("yes")),
+        "flushed entries go on down the chain"
+    );
+    p.flush(true, &mut out);
+    assert_eq!(bodies(&out), vec!["old", "fresh"]);
+}
+
+#[test]
+fn recombine_on_error_and_config_errors() {
+    // A match expression that fails: send passes the entry on, drop drops it.
+    for (mode, passes) in [
+        ("send", true),
+        ("send_quiet", true),
+        ("drop", false),
+        ("drop_quiet", false),
+    ] {
+        let p = pipeline(&format!("[{{type: recombine, combine_field: body, is_first_entry: 'body > 1', on_error: {mode}}}]"));
+        assert_eq!(
+            recombine(&p, &["text"]).len(),
+            usize::from(passes),
+            "{mode}"
+        );
+    }
+    // `if` false: the entry passes by unchanged.
+    let p = pipeline(
+        "[{type: recombine, combine_field: body, is_first_entry: 'true', if: 'body == \"skip\"'}]",
+    );
+    let mut out = Vec::new();
+    p.process(Entry::new(value::string("x"), 1), &mut out);
+    assert_eq!(bodies(&out), vec!["x"]);
+    for (yaml, want) in [
+        ("[{type: recombine, combine_field: body}]", "one of is_first_entry and is_last_entry must be set"),
+        ("[{type: recombine, combine_field: body, is_first_entry: 'true', is_last_entry: 'true'}]", "only one of is_first_entry and is_last_entry can be set"),
+        ("[{type: recombine, is_first_entry: 'true'}]", "missing required argument 'combine_field'"),
+        ("[{type: recombine, combine_field: body, is_first_entry: 'true', overwrite_with: middle}]", "invalid value 'middle' for parameter 'overwrite_with'"),
+        ("[{type: recombine, combine_field: body, is_first_entry: 'body ~~ 1'}]", "failed to compile is_first_entry"),
+        ("[{type: recombine, combine_field: body, is_first_entry: 'true', force_flush_period: 0s}]", "force_flush_period"),
+        ("[{type: recombine, combine_field: body, is_first_entry: 'true', max_lines: 3}]", "max_lines"),
+    ] {
+        let got = error(yaml);
+        assert!(got.contains(want), "{yaml}: {got}");
+    }
+    assert!(!pipeline("[{type: noop}]").has_state());
 }
