@@ -15,5 +15,6 @@ mod queue_bytes;
 mod security;
 mod seeds;
 mod spanmetrics;
+mod syslog;
 mod tcplog;
 mod tls_clients;

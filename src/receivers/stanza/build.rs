@@ -19,7 +19,7 @@ use super::{Kind, Node, OnError, Pipeline, Target, Transform};
 use crate::config::{decode, FieldError};
 
 /// Every operator type this build knows.
-pub const TYPES: [&str; 17] = [
+pub const TYPES: &[&str] = &[
     "json_parser",
     "regex_parser",
     "key_value_parser",
@@ -37,6 +37,12 @@ pub const TYPES: [&str; 17] = [
     "router",
     "filter",
     "noop",
+    "unquote",
+    "assign_keys",
+    "uri_parser",
+    "json_array_parser",
+    "syslog_parser",
+    "recombine",
 ];
 
 /// `output` / `default`: one id or a list.
@@ -61,16 +67,16 @@ impl Outputs {
 
 /// One operator's map with keys taken out as they are read; what is left is decoded into
 /// the operator's own config.
-struct Section {
+pub(super) struct Section {
     map: Mapping,
 }
 
 impl Section {
-    fn take(&mut self, key: &str) -> Option<Value> {
+    pub(super) fn take(&mut self, key: &str) -> Option<Value> {
         self.map.remove(key)
     }
 
-    fn take_as<T: serde::de::DeserializeOwned + Default>(
+    pub(super) fn take_as<T: serde::de::DeserializeOwned + Default>(
         &mut self,
         key: &str,
     ) -> Result<Option<T>, FieldError> {
@@ -80,7 +86,7 @@ impl Section {
         }
     }
 
-    fn take_string(&mut self, key: &str) -> Result<Option<String>, FieldError> {
+    pub(super) fn take_string(&mut self, key: &str) -> Result<Option<String>, FieldError> {
         match self.take(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -88,23 +94,23 @@ impl Section {
         }
     }
 
-    fn take_field(&mut self, key: &str) -> Result<Option<Field>, FieldError> {
+    pub(super) fn take_field(&mut self, key: &str) -> Result<Option<Field>, FieldError> {
         self.take_string(key)?
             .map(|s| Field::parse(&s).map_err(|e| FieldError::at(&[key], e)))
             .transpose()
     }
 
-    fn rest<T: serde::de::DeserializeOwned + Default>(self) -> Result<T, FieldError> {
+    pub(super) fn rest<T: serde::de::DeserializeOwned + Default>(self) -> Result<T, FieldError> {
         decode(&Value::Mapping(self.map))
     }
 }
 
-fn required<T>(v: Option<T>, key: &str) -> Result<T, FieldError> {
+pub(super) fn required<T>(v: Option<T>, key: &str) -> Result<T, FieldError> {
     v.ok_or_else(|| FieldError::at(&[key], format!("missing required field '{key}'")))
 }
 
 /// The keys every transformer and parser takes: `if`, `on_error`.
-fn common(s: &mut Section) -> Result<(Option<Expr>, OnError), FieldError> {
+pub(super) fn common(s: &mut Section) -> Result<(Option<Expr>, OnError), FieldError> {
     let cond = s
         .take_string("if")?
         .map(|src| Expr::compile(&src).map_err(|e| FieldError::at(&["if"], e)))
@@ -117,7 +123,7 @@ fn common(s: &mut Section) -> Result<(Option<Expr>, OnError), FieldError> {
     Ok((cond, on_error))
 }
 
-fn block<C: serde::de::DeserializeOwned + Default, P>(
+pub(super) fn block<C: serde::de::DeserializeOwned + Default, P>(
     s: &mut Section,
     key: &str,
     build: impl FnOnce(C) -> Result<P, String>,
@@ -127,7 +133,7 @@ fn block<C: serde::de::DeserializeOwned + Default, P>(
         .transpose()
 }
 
-fn parser(s: &mut Section, format: Box<dyn Format>) -> Result<Parser, FieldError> {
+pub(super) fn parser(s: &mut Section, format: Box<dyn Format>) -> Result<Parser, FieldError> {
     let parse_from = s.take_field("parse_from")?.unwrap_or_else(Field::body);
     let parse_to = s.take_field("parse_to")?.unwrap_or_else(Field::attributes);
     let body = s.take_field("body")?;
@@ -208,9 +214,10 @@ struct RouteConfig {
     attributes: BTreeMap<String, Value>,
 }
 
+/// An operator without keys of its own.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct Empty {}
+pub(super) struct Empty {}
 
 fn one_byte(text: Option<String>, key: &str, default: u8) -> Result<u8, FieldError> {
     match text {
@@ -435,6 +442,12 @@ fn build_kind(kind: &str, mut s: Section) -> Result<Built, FieldError> {
             let p = ScopeNameParser::build(c).map_err(FieldError::new)?;
             transform(Box::new(Standalone::Scope(p)), cond, on_error)
         }
+        "unquote" => Built::Node(super::unquote::build(s)?),
+        "assign_keys" => Built::Node(super::assign_keys::build(s)?),
+        "uri_parser" => Built::Node(super::uri::build(s)?),
+        "json_array_parser" => Built::Node(super::json_array::build(s)?),
+        "syslog_parser" => Built::Node(super::syslog::build(s)?),
+        "recombine" => Built::Node(super::recombine::build(s)?),
         other => {
             return Err(FieldError::at(
                 &["type"],

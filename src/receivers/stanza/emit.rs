@@ -2,6 +2,7 @@
 //! converted to OTLP logs once, and handed to the logs consumer, counted in the
 //! receiver's accepted/refused counters (`transport=""`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -36,6 +37,10 @@ impl Emitter {
     }
 }
 
+/// Flushes operator state (`recombine`) into the batch: `true` at the end, when all of
+/// it goes.
+pub type Flush = Arc<dyn Fn(bool, &mut Vec<Entry>) + Send + Sync>;
+
 /// Starts the batcher task for receiver `id`; it ends, after flushing, when every
 /// [`Emitter`] is dropped.
 pub fn start(
@@ -43,6 +48,17 @@ pub fn start(
     consumer: Option<BoxConsumer>,
     retry: Retry,
     stop: CancellationToken,
+) -> (Emitter, tokio::task::JoinHandle<()>) {
+    start_flushing(id, consumer, retry, stop, None)
+}
+
+/// [`start`], with `flush` called on every batch tick and once when the inputs are done.
+pub fn start_flushing(
+    id: &str,
+    consumer: Option<BoxConsumer>,
+    retry: Retry,
+    stop: CancellationToken,
+    flush: Option<Flush>,
 ) -> (Emitter, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let labels = [("receiver", id.to_owned()), ("transport", String::new())];
@@ -60,7 +76,7 @@ pub fn start(
             &labels
         ),
     };
-    let handle = tokio::spawn(run(rx, sink));
+    let handle = tokio::spawn(run(rx, sink, flush));
     (Emitter { tx }, handle)
 }
 
@@ -119,7 +135,14 @@ impl Sink {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Vec<Entry>>, sink: Sink) {
+async fn deliver_all(sink: &Sink, pending: &mut Vec<Entry>) {
+    while !pending.is_empty() {
+        let rest = pending.split_off(MAX_BATCH.min(pending.len()));
+        sink.deliver(std::mem::replace(pending, rest)).await;
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Vec<Entry>>, sink: Sink, flush: Option<Flush>) {
     let mut pending: Vec<Entry> = Vec::with_capacity(MAX_BATCH);
     let mut ticker = tokio::time::interval(FLUSH_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -134,13 +157,15 @@ async fn run(mut rx: mpsc::Receiver<Vec<Entry>>, sink: Sink) {
                 }
             }
             _ = ticker.tick() => {
-                if !pending.is_empty() {
-                    sink.deliver(std::mem::take(&mut pending)).await;
+                if let Some(f) = &flush {
+                    f(false, &mut pending);
                 }
+                deliver_all(&sink, &mut pending).await;
             }
         }
     }
-    if !pending.is_empty() {
-        sink.deliver(pending).await;
+    if let Some(f) = &flush {
+        f(true, &mut pending);
     }
+    deliver_all(&sink, &mut pending).await;
 }

@@ -236,6 +236,17 @@ impl Input {
         self.handle_raw(token, observed, extra, out);
     }
 
+    /// What the batcher calls to flush stateful operators; `None` when there are none.
+    pub fn flusher(self: &std::sync::Arc<Self>) -> Option<super::emit::Flush> {
+        if !self.pipeline.has_state() {
+            return None;
+        }
+        let input = self.clone();
+        Some(std::sync::Arc::new(move |force, out| {
+            input.pipeline.flush(force, out);
+        }))
+    }
+
     /// [`Input::handle`] without whitespace trimming (`one_log_per_packet`).
     pub fn handle_raw(
         &self,

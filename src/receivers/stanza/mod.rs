@@ -18,20 +18,26 @@
 //! is unless `parse_to: body` (or `body:`) says otherwise, and JSON numbers become doubles,
 //! as in otelcol-contrib.
 
+pub mod assign_keys;
 mod build;
 pub mod emit;
 pub mod entry;
 pub mod expr;
 pub mod field;
 pub mod input;
+pub mod json_array;
 pub mod net;
 pub mod parse;
+pub mod recombine;
 pub mod route;
 pub mod severity;
 pub mod split;
+pub mod syslog;
 pub mod time;
 pub mod trace;
 pub mod transform;
+pub mod unquote;
+pub mod uri;
 pub mod value;
 
 pub use build::{build, TYPES};
@@ -135,6 +141,11 @@ enum Kind {
         on_error: OnError,
     },
     Router(route::Router),
+    Recombine {
+        op: Box<recombine::Recombine>,
+        cond: Option<Expr>,
+        on_error: OnError,
+    },
     Noop,
 }
 
@@ -169,10 +180,40 @@ impl Pipeline {
         } else {
             Target::Op(0)
         };
+        self.run(Some((start, entry)), Vec::new(), out);
+    }
+
+    /// True when an operator holds entries between calls (`recombine`): the receiver
+    /// must then call [`Pipeline::flush`] on a timer and once at the end.
+    pub fn has_state(&self) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(n.kind, Kind::Recombine { .. }))
+    }
+
+    /// Emits what stateful operators hold past their flush period (all of it with
+    /// `force`), through the rest of the chain into `out`.
+    pub fn flush(&self, force: bool, out: &mut Vec<Entry>) {
+        let now = now_nanos();
+        for node in &self.nodes {
+            if let Kind::Recombine { op, .. } = &node.kind {
+                let mut emitted = Vec::new();
+                op.flush(now, force, &mut emitted);
+                let mut work = Vec::new();
+                push_all(&mut work, &node.outputs, emitted);
+                self.run(None, work, out);
+            }
+        }
+    }
+
+    fn run(
+        &self,
+        mut next: Option<(Target, Entry)>,
+        mut work: Vec<(Target, Entry)>,
+        out: &mut Vec<Entry>,
+    ) {
         // The common chain has one output per operator: the entry moves along in `next`,
         // and the stack (no allocation until used) only holds the other branches of a fan-out.
-        let mut work: Vec<(Target, Entry)> = Vec::new();
-        let mut next = Some((start, entry));
         while let Some((target, mut entry)) = next.take().or_else(|| work.pop()) {
             let Target::Op(index) = target else {
                 out.push(entry);
@@ -182,6 +223,32 @@ impl Pipeline {
             let outputs: &[Target] = match &node.kind {
                 Kind::Noop => &node.outputs,
                 Kind::Router(router) => router.route(&mut entry),
+                Kind::Recombine { op, cond, on_error } => {
+                    let applies = match run_if(cond.as_ref(), &entry) {
+                        Ok(applies) => applies,
+                        Err(e) => {
+                            if !on_error.handle(&node.id, &e) {
+                                continue;
+                            }
+                            false
+                        }
+                    };
+                    if !applies {
+                        next = push_outputs(&mut work, &node.outputs, entry);
+                        continue;
+                    }
+                    let mut emitted = Vec::new();
+                    match op.matches(&entry) {
+                        Ok(matches) => op.take(entry, matches, &mut emitted),
+                        Err(e) => {
+                            if on_error.handle(&node.id, &e) {
+                                emitted.push(entry);
+                            }
+                        }
+                    }
+                    push_all(&mut work, &node.outputs, emitted);
+                    continue;
+                }
                 Kind::Transform { op, cond, on_error } => {
                     match run_if(cond.as_ref(), &entry) {
                         Ok(false) => {}
@@ -238,6 +305,15 @@ fn run_if(cond: Option<&Expr>, entry: &Entry) -> Result<bool, String> {
     }
 }
 
+/// Queues `entries`, in order, for all of `outputs`.
+fn push_all(work: &mut Vec<(Target, Entry)>, outputs: &[Target], entries: Vec<Entry>) {
+    for entry in entries.into_iter().rev() {
+        if let Some(first) = push_outputs(work, outputs, entry) {
+            work.push(first);
+        }
+    }
+}
+
 /// Queues copies of `entry` for all outputs but the first (in reverse, so they are
 /// processed in order after it) and returns the first, to be processed next.
 fn push_outputs(
@@ -252,6 +328,8 @@ fn push_outputs(
     Some((*first, entry))
 }
 
+#[cfg(test)]
+mod ops_tests;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]

@@ -384,3 +384,42 @@ async fn idle_connections_are_closed_when_configured() {
     assert_eq!(body(&got[0]), "partial", "what was read is flushed");
     r.receiver.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn recombine_flushes_on_its_timer_and_at_shutdown() {
+    // A short flush period: the open batch comes out on the timer, with no later line.
+    let r = start(
+        "listen_address: 127.0.0.1:0
+preserve_leading_whitespaces: true
+operators:
+  - type: recombine
+    combine_field: body
+    is_first_entry: 'body matches \"^[^\\\\s]\"'
+    force_flush_period: 200ms
+",
+    )
+    .await;
+    send(r.addr, b"first\n  more\nsecond\n  tail\n").await;
+    let got = wait_for(&r.logs, 2).await;
+    let bodies: Vec<String> = got.iter().map(body).collect();
+    assert_eq!(bodies, vec!["first\n  more", "second\n  tail"]);
+    r.receiver.shutdown().await.unwrap();
+
+    // A long period: the open batch comes out when the receiver shuts down.
+    let r = start(
+        "listen_address: 127.0.0.1:0
+operators:
+  - type: recombine
+    combine_field: body
+    is_last_entry: 'body == \"end\"'
+    force_flush_period: 1h
+",
+    )
+    .await;
+    send(r.addr, b"a\nb\nend\nopen\n").await;
+    let got = wait_for(&r.logs, 1).await;
+    assert_eq!(got.iter().map(body).collect::<Vec<_>>(), vec!["a\nb\nend"]);
+    r.receiver.shutdown().await.unwrap();
+    let bodies: Vec<String> = records(&r.logs).iter().map(body).collect();
+    assert_eq!(bodies, vec!["a\nb\nend", "open"]);
+}

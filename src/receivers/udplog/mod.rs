@@ -128,11 +128,12 @@ impl Component for Receiver {
             })?;
         let local = socket.local_addr().ok();
         tracing::info!(receiver = %self.id, endpoint = %self.config.listen_address, "Starting UDP log receiver");
-        let (emitter, batcher) = emit::start(
+        let (emitter, batcher) = emit::start_flushing(
             &self.id,
             self.consumers.get(Signal::Logs).cloned(),
             self.config.retry_on_failure.clone(),
             self.stop.clone(),
+            self.input.flusher(),
         );
         if let Ok(mut s) = self.state.lock() {
             s.local_addr = local;
