@@ -436,7 +436,10 @@ async fn trickling_clients_do_not_starve_well_behaved_ones() {
 
 /// A request on a raw HTTP/1.1 keep-alive connection; returns the status code, having
 /// read the whole response.
-async fn raw_post(tcp: &mut tokio::net::TcpStream) -> u16 {
+async fn raw_post<S>(tcp: &mut S) -> u16
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = request(1).encode_to_vec();
     let head = format!(
@@ -472,7 +475,7 @@ async fn raw_post(tcp: &mut tokio::net::TcpStream) -> u16 {
 }
 
 /// Waits (at most 10 s) for the server to close `tcp`: EOF or a reset.
-async fn closed_by_server(tcp: &mut tokio::net::TcpStream) -> bool {
+async fn closed_by_server<S: tokio::io::AsyncRead + Unpin>(tcp: &mut S) -> bool {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 256];
     loop {
@@ -837,4 +840,67 @@ async fn grpc_max_concurrent_streams_is_advertised_and_holds_further_streams() {
     assert_eq!(r.traces.item_count(), 1 + 4 + 2);
     driver.abort();
     r.receiver.shutdown().await.unwrap();
+}
+
+/// On a TLS listener the bound applies as connections are accepted: one over it is closed
+/// before any handshake, while the open TLS connection keeps being served.
+#[tokio::test]
+async fn a_tls_listener_closes_connections_over_the_bound_before_the_handshake() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    crate::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (crt, key) = (dir.path().join("s.crt"), dir.path().join("s.key"));
+    std::fs::write(&crt, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
+    let tls: crate::tls::server::Config = yaml_serde::from_str(&format!(
+        "cert_file: {}\nkey_file: {}\n",
+        crt.display(),
+        key.display()
+    ))
+    .unwrap();
+    let refused = Arc::new(AtomicU64::new(0));
+    let limit = tls_listener::ConnectionLimit::new(1, metrics::Counter::from_arc(refused.clone()));
+    let listener = tls_listener::bind_limited("127.0.0.1:0", Some(&tls), ALPN_HTTP, Some(limit))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let traces = Arc::new(Capture::new());
+    let mut consumers = ReceiverConsumers::default();
+    consumers.set(Signal::Traces, traces.clone());
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(http::serve(
+        &Http::default(),
+        "otlp",
+        &consumers,
+        listener,
+        None,
+        stop.clone(),
+    ));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut first = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(raw_post(&mut first).await, 200);
+    // Sends nothing: a listener waiting for its handshake would keep it open until the
+    // handshake timeout.
+    let mut over = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let closed = tokio::time::timeout(
+        tls_listener::HANDSHAKE_TIMEOUT / 2,
+        closed_by_server(&mut over),
+    )
+    .await;
+    assert!(matches!(closed, Ok(true)), "over the bound: closed at once");
+    assert_eq!(refused.load(Ordering::Relaxed), 1);
+    assert_eq!(raw_post(&mut first).await, 200);
+    assert_eq!(traces.item_count(), 2);
+    drop(first);
+    stop.cancel();
+    server.await.unwrap();
 }
