@@ -55,15 +55,25 @@ impl ConnectionLimit {
         }
     }
 
-    /// A slot for a new connection, or `None` (counted) when all are taken.
-    fn admit(&self, peer: SocketAddr) -> Option<OwnedSemaphorePermit> {
-        let slot = self.slots.clone().try_acquire_owned().ok();
-        if slot.is_none() {
+    /// A slot for a new connection from `peer`, or [`Full`] (counted) when all are taken.
+    fn admit(&self, peer: SocketAddr) -> Result<OwnedSemaphorePermit, Full> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
             self.refused.increment(1);
             tracing::debug!(%peer, "Connection closed: too many connections open.");
-        }
-        slot
+            Full
+        })
     }
+}
+
+/// Every slot of a [`ConnectionLimit`] is taken.
+struct Full;
+
+/// The slot a connection from `peer` holds under `limit` (none without a limit).
+fn slot_for(
+    limit: Option<&ConnectionLimit>,
+    peer: SocketAddr,
+) -> Result<Option<OwnedSemaphorePermit>, Full> {
+    limit.map(|limit| limit.admit(peer)).transpose()
 }
 
 /// Accepted connections, plain or TLS.
@@ -158,12 +168,8 @@ async fn accept_loop(
                 continue;
             }
         };
-        let slot = match &limit {
-            Some(limit) => match limit.admit(peer) {
-                Some(slot) => Some(slot),
-                None => continue,
-            },
-            None => None,
+        let Ok(slot) = slot_for(limit.as_ref(), peer) else {
+            continue;
         };
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
@@ -247,12 +253,8 @@ impl Incoming {
             Source::Plain(listener) => loop {
                 match listener.accept().await {
                     Ok((tcp, peer)) => {
-                        let slot = match &self.limit {
-                            Some(limit) => match limit.admit(peer) {
-                                Some(slot) => Some(slot),
-                                None => continue,
-                            },
-                            None => None,
+                        let Ok(slot) = slot_for(self.limit.as_ref(), peer) else {
+                            continue;
                         };
                         let stream = Stream {
                             io: Io::Plain(tcp),
@@ -291,12 +293,8 @@ impl futures::Stream for Incoming {
             Source::Plain(listener) => loop {
                 match listener.poll_accept(cx) {
                     Poll::Ready(Ok((tcp, peer))) => {
-                        let slot = match &this.limit {
-                            Some(limit) => match limit.admit(peer) {
-                                Some(slot) => Some(slot),
-                                None => continue,
-                            },
-                            None => None,
+                        let Ok(slot) = slot_for(this.limit.as_ref(), peer) else {
+                            continue;
                         };
                         let stream = Stream {
                             io: Io::Plain(tcp),
