@@ -1,9 +1,10 @@
 //! TLS plumbing shared by clients and servers: one crypto provider (rustls with ring) for
 //! the whole process, the server `tls` settings every listener takes, and the listener that
-//! terminates TLS in front of the gRPC and HTTP servers.
+//! terminates TLS in front of the gRPC and HTTP servers, and the HTTP accept loop on it.
 
 pub mod client;
 pub mod listener;
+pub mod serve;
 pub mod server;
 
 /// Installs rustls' ring provider as the process default. Safe to call more than once: a

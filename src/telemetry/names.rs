@@ -61,6 +61,9 @@ pub const RECEIVER_TCPLOG_CONNECTIONS_REFUSED: &str =
 /// out (a client certificate missing or not trusted, a plaintext client, …), by `receiver`.
 pub const RECEIVER_TCPLOG_TLS_HANDSHAKE_FAILURES: &str =
     "otelpipe_receiver_tcplog_tls_handshake_failures";
+/// otelpipe's own: connections an `otlp` receiver closed at once because its listener had
+/// the most connections open (4096), by `receiver`, `transport`.
+pub const RECEIVER_CONNECTIONS_REFUSED: &str = "otelpipe_receiver_connections_refused";
 /// Requests a receiver refused because its authenticator did not accept them (labels
 /// `receiver`, `transport`).
 pub const RECEIVER_AUTH_FAILURES: &str = "otelpipe_receiver_auth_failures";

@@ -1,9 +1,11 @@
-//! A TCP listener that terminates TLS when configured, for tonic and axum servers alike.
+//! A TCP listener that terminates TLS when configured, for the tonic and HTTP servers alike.
 //!
 //! Handshakes run in their own tasks (bounded in number and time), so a slow or broken
 //! client never holds up the accept loop; a failed handshake closes that connection only.
 //! A plain HTTP request sent to a TLS port is answered as Go's server does (`400 Client
-//! sent an HTTP request to an HTTPS server.`) and closed.
+//! sent an HTTP request to an HTTPS server.`) and closed. With a [`ConnectionLimit`],
+//! connections over the bound are closed as soon as they are accepted (before any TLS
+//! handshake) and counted; each accepted [`Stream`] holds its slot until it is dropped.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 
 use super::server::Acceptor;
@@ -31,11 +33,59 @@ pub const ALPN_GRPC: &[&[u8]] = &[b"h2"];
 /// ALPN for an HTTP server: h2 and http/1.1, as otelcol offers.
 pub const ALPN_HTTP: &[&[u8]] = &[b"h2", b"http/1.1"];
 
+/// Concurrent connections the otlp receiver's listeners keep open, per listener; further
+/// ones are closed at once (as tcplog's `max_connections` default).
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// A bound on a listener's open connections: one over it is closed as soon as it is
+/// accepted, and counted.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimit {
+    slots: Arc<Semaphore>,
+    refused: metrics::Counter,
+}
+
+impl ConnectionLimit {
+    /// At most `max` connections open at once (at least one); `refused` counts the
+    /// connections closed because all were taken.
+    pub fn new(max: usize, refused: metrics::Counter) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS))),
+            refused,
+        }
+    }
+
+    /// A slot for a new connection from `peer`, or [`Full`] (counted) when all are taken.
+    fn admit(&self, peer: SocketAddr) -> Result<OwnedSemaphorePermit, Full> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            self.refused.increment(1);
+            tracing::debug!(%peer, "Connection closed: too many connections open.");
+            Full
+        })
+    }
+}
+
+/// Every slot of a [`ConnectionLimit`] is taken.
+struct Full;
+
+/// The slot a connection from `peer` holds under `limit` (none without a limit).
+fn slot_for(
+    limit: Option<&ConnectionLimit>,
+    peer: SocketAddr,
+) -> Result<Option<OwnedSemaphorePermit>, Full> {
+    limit.map(|limit| limit.admit(peer)).transpose()
+}
+
 /// Accepted connections, plain or TLS.
-pub enum Incoming {
+pub struct Incoming {
+    source: Source,
+    limit: Option<ConnectionLimit>,
+}
+
+enum Source {
     /// No TLS: connections as accepted.
     Plain(TcpListener),
-    /// TLS: connections whose handshake completed.
+    /// TLS: connections whose handshake completed (the accept task applied the limit).
     Tls {
         /// Established connections from the accept task.
         established: mpsc::Receiver<(Stream, SocketAddr)>,
@@ -54,31 +104,55 @@ pub async fn bind(
     tls: Option<&super::server::Config>,
     alpn: &[&'static [u8]],
 ) -> Result<Incoming, crate::component::ComponentError> {
+    bind_limited(endpoint, tls, alpn, None).await
+}
+
+/// As [`bind`], with at most `limit` connections open at once.
+///
+/// # Errors
+/// As [`bind`].
+pub async fn bind_limited(
+    endpoint: &str,
+    tls: Option<&super::server::Config>,
+    alpn: &[&'static [u8]],
+    limit: Option<ConnectionLimit>,
+) -> Result<Incoming, crate::component::ComponentError> {
     let acceptor = tls
         .map(|config| Acceptor::new(config, alpn))
         .transpose()
         .map_err(|e| crate::component::ComponentError::Other(e.to_string()))?;
     let listener = crate::net::bind(endpoint).await?;
-    Ok(incoming(listener, acceptor.map(Arc::new)))
+    Ok(incoming(listener, acceptor.map(Arc::new), limit))
 }
 
 /// Wraps `listener`; with `tls`, an accept task is spawned (it ends when the `Incoming` is
 /// dropped). Must be called inside the runtime.
-pub fn incoming(listener: TcpListener, tls: Option<Arc<Acceptor>>) -> Incoming {
+pub fn incoming(
+    listener: TcpListener,
+    tls: Option<Arc<Acceptor>>,
+    limit: Option<ConnectionLimit>,
+) -> Incoming {
     let Some(tls) = tls else {
-        return Incoming::Plain(listener);
+        return Incoming {
+            source: Source::Plain(listener),
+            limit,
+        };
     };
     let local = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (tx, established) = mpsc::channel(BACKLOG);
-    tokio::spawn(accept_loop(listener, tls, tx));
-    Incoming::Tls { established, local }
+    tokio::spawn(accept_loop(listener, tls, limit.clone(), tx));
+    Incoming {
+        source: Source::Tls { established, local },
+        limit,
+    }
 }
 
 async fn accept_loop(
     listener: TcpListener,
     tls: Arc<Acceptor>,
+    limit: Option<ConnectionLimit>,
     tx: mpsc::Sender<(Stream, SocketAddr)>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
@@ -93,6 +167,9 @@ async fn accept_loop(
                 accept_error(e).await;
                 continue;
             }
+        };
+        let Ok(slot) = slot_for(limit.as_ref(), peer) else {
+            continue;
         };
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
@@ -110,11 +187,11 @@ async fn accept_loop(
             };
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                 Ok(Ok(stream)) => {
-                    if tx
-                        .send((Stream::Tls(Box::new(stream)), peer))
-                        .await
-                        .is_err()
-                    {
+                    let stream = Stream {
+                        io: Io::Tls(Box::new(stream)),
+                        _slot: slot,
+                    };
+                    if tx.send((stream, peer)).await.is_err() {
                         tracing::debug!(%peer, "Listener closed during the TLS handshake.");
                     }
                 }
@@ -172,14 +249,23 @@ async fn accept_error(e: io::Error) {
 impl Incoming {
     /// The next connection and its peer address.
     pub async fn next(&mut self) -> (Stream, SocketAddr) {
-        match self {
-            Self::Plain(listener) => loop {
+        match &mut self.source {
+            Source::Plain(listener) => loop {
                 match listener.accept().await {
-                    Ok((tcp, peer)) => return (Stream::Plain(tcp), peer),
+                    Ok((tcp, peer)) => {
+                        let Ok(slot) = slot_for(self.limit.as_ref(), peer) else {
+                            continue;
+                        };
+                        let stream = Stream {
+                            io: Io::Plain(tcp),
+                            _slot: slot,
+                        };
+                        return (stream, peer);
+                    }
                     Err(e) => accept_error(e).await,
                 }
             },
-            Self::Tls { established, .. } => match established.recv().await {
+            Source::Tls { established, .. } => match established.recv().await {
                 Some(pair) => pair,
                 None => std::future::pending().await,
             },
@@ -191,29 +277,10 @@ impl Incoming {
     /// # Errors
     /// As [`TcpListener::local_addr`].
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match self {
-            Self::Plain(listener) => listener.local_addr(),
-            Self::Tls { local, .. } => Ok(*local),
+        match &self.source {
+            Source::Plain(listener) => listener.local_addr(),
+            Source::Tls { local, .. } => Ok(*local),
         }
-    }
-
-    /// An axum listener whose connect info is the peer's `SocketAddr`.
-    pub fn into_axum(self) -> axum::serve::TapIo<Self, fn(&mut Stream)> {
-        use axum::serve::ListenerExt;
-        self.tap_io(|_| {})
-    }
-}
-
-impl axum::serve::Listener for Incoming {
-    type Io = Stream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Stream, SocketAddr) {
-        self.next().await
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Self::local_addr(self)
     }
 }
 
@@ -221,13 +288,25 @@ impl futures::Stream for Incoming {
     type Item = Result<Stream, io::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.get_mut() {
-            Self::Plain(listener) => match listener.poll_accept(cx) {
-                Poll::Ready(Ok((tcp, _))) => Poll::Ready(Some(Ok(Stream::Plain(tcp)))),
-                Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-                Poll::Pending => Poll::Pending,
+        let this = self.get_mut();
+        match &mut this.source {
+            Source::Plain(listener) => loop {
+                match listener.poll_accept(cx) {
+                    Poll::Ready(Ok((tcp, peer))) => {
+                        let Ok(slot) = slot_for(this.limit.as_ref(), peer) else {
+                            continue;
+                        };
+                        let stream = Stream {
+                            io: Io::Plain(tcp),
+                            _slot: slot,
+                        };
+                        return Poll::Ready(Some(Ok(stream)));
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
             },
-            Self::Tls { established, .. } => match established.poll_recv(cx) {
+            Source::Tls { established, .. } => match established.poll_recv(cx) {
                 Poll::Ready(Some((stream, _))) => Poll::Ready(Some(Ok(stream))),
                 Poll::Ready(None) | Poll::Pending => Poll::Pending,
             },
@@ -235,8 +314,14 @@ impl futures::Stream for Incoming {
     }
 }
 
-/// One accepted connection.
-pub enum Stream {
+/// One accepted connection; it holds its slot of the listener's [`ConnectionLimit`] until
+/// dropped.
+pub struct Stream {
+    io: Io,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+enum Io {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP.
@@ -247,9 +332,9 @@ impl tonic::transport::server::Connected for Stream {
     type ConnectInfo = tonic::transport::server::TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        match self {
-            Self::Plain(tcp) => tcp.connect_info(),
-            Self::Tls(tls) => tls.get_ref().0.connect_info(),
+        match &self.io {
+            Io::Plain(tcp) => tcp.connect_info(),
+            Io::Tls(tls) => tls.get_ref().0.connect_info(),
         }
     }
 }
@@ -260,9 +345,9 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -273,23 +358,23 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -298,16 +383,16 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Self::Plain(s) => s.is_write_vectored(),
-            Self::Tls(s) => s.is_write_vectored(),
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::FieldError;
+use crate::tls::serve::Timeouts;
 
 /// `exporters::prometheus`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -32,14 +33,19 @@ pub struct Config {
     /// Headers added to every response.
     #[serde(deserialize_with = "crate::config::decode::string_map")]
     pub response_headers: BTreeMap<String, String>,
-    /// Accepted for compatibility: the response is written as fast as it renders.
-    pub write_timeout: Option<yaml_serde::Value>,
-    /// Accepted for compatibility.
-    pub read_timeout: Option<yaml_serde::Value>,
-    /// Accepted for compatibility.
-    pub read_header_timeout: Option<yaml_serde::Value>,
-    /// Accepted for compatibility.
-    pub idle_timeout: Option<yaml_serde::Value>,
+    /// A scrape answer not ready within it closes the connection. Default 30s; 0 = none.
+    #[serde(with = "crate::config::duration")]
+    pub write_timeout: Duration,
+    /// The whole request. Default 0 = none.
+    #[serde(with = "crate::config::duration")]
+    pub read_timeout: Duration,
+    /// An HTTP/1 request head (and the wait for the next one). Default 1m; 0 =
+    /// `read_timeout`.
+    #[serde(with = "crate::config::duration")]
+    pub read_header_timeout: Duration,
+    /// A connection with no request in flight is closed. Default 1m; 0 = `read_timeout`.
+    #[serde(with = "crate::config::duration")]
+    pub idle_timeout: Duration,
     /// Server TLS for `/metrics`; none = plaintext.
     pub tls: Option<crate::tls::server::Config>,
 }
@@ -64,16 +70,26 @@ impl Default for Config {
             enable_open_metrics: false,
             add_metric_suffixes: true,
             response_headers: BTreeMap::new(),
-            write_timeout: None,
-            read_timeout: None,
-            read_header_timeout: None,
-            idle_timeout: None,
+            write_timeout: Timeouts::SERVER_DEFAULTS.write,
+            read_timeout: Timeouts::SERVER_DEFAULTS.read,
+            read_header_timeout: Timeouts::SERVER_DEFAULTS.read_header,
+            idle_timeout: Timeouts::SERVER_DEFAULTS.idle,
             tls: None,
         }
     }
 }
 
 impl Config {
+    /// The `/metrics` server's timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            read: self.read_timeout,
+            read_header: self.read_header_timeout,
+            write: self.write_timeout,
+            idle: self.idle_timeout,
+        }
+    }
+
     /// otelcol's rules.
     ///
     /// # Errors

@@ -220,16 +220,13 @@ impl Component for Prometheus {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(self.shared.clone());
-        let stop = self.stop.clone();
-        let name = self.name.clone();
-        self.tasks.spawn(async move {
-            let served = axum::serve(listener.into_axum(), app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(exporter = %name, error = %e, "Prometheus metrics server failed.");
-            }
-        });
+        let timeouts = self.shared.config.timeouts();
+        self.tasks.spawn(crate::tls::serve::serve(
+            listener,
+            app,
+            timeouts,
+            self.stop.clone(),
+        ));
         Ok(())
     }
 

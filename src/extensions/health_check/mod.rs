@@ -130,15 +130,12 @@ impl Component for HealthCheck {
             }
         });
         let app = axum::Router::new().fallback(handle).with_state(probe);
-        let stop = self.stop.clone();
-        self.tasks.spawn(async move {
-            let served = axum::serve(listener.into_axum(), app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "health_check server failed.");
-            }
-        });
+        self.tasks.spawn(crate::tls::serve::serve(
+            listener,
+            app,
+            crate::tls::serve::Timeouts::SERVER_DEFAULTS,
+            self.stop.clone(),
+        ));
         Ok(())
     }
 

@@ -1,5 +1,7 @@
 //! `receivers::otlp` settings.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::config::FieldError;
@@ -112,14 +114,22 @@ pub struct Http {
     pub cors: Option<Cors>,
     /// Headers added to every response.
     pub response_headers: std::collections::BTreeMap<String, String>,
-    /// Accepted for compatibility; no timeouts are applied.
-    pub read_timeout: Option<yaml_serde::Value>,
-    /// Accepted for compatibility.
-    pub read_header_timeout: Option<yaml_serde::Value>,
-    /// Accepted for compatibility.
-    pub write_timeout: Option<yaml_serde::Value>,
-    /// Accepted for compatibility.
-    pub idle_timeout: Option<yaml_serde::Value>,
+    /// The whole request (head, then body: a body not read in time is answered 400); also
+    /// the fallback of `read_header_timeout` and `idle_timeout`. Default 0 = none.
+    #[serde(with = "crate::config::duration")]
+    pub read_timeout: Duration,
+    /// An HTTP/1 request head (also the wait for the next request on a keep-alive
+    /// connection); a connection exceeding it is closed. Default 0 = `read_timeout`.
+    #[serde(with = "crate::config::duration")]
+    pub read_header_timeout: Duration,
+    /// From the end of the request head until the response is ready; a later response
+    /// closes the connection. Default 0 = none.
+    #[serde(with = "crate::config::duration")]
+    pub write_timeout: Duration,
+    /// A connection with no request in flight for this long is closed. Default 0 =
+    /// `read_timeout`.
+    #[serde(with = "crate::config::duration")]
+    pub idle_timeout: Duration,
     /// Server TLS; none = plaintext.
     pub tls: Option<crate::tls::server::Config>,
     /// Server authenticator extension; none = no authentication.
@@ -138,10 +148,10 @@ impl Default for Http {
             compression_algorithms: None,
             cors: None,
             response_headers: std::collections::BTreeMap::new(),
-            read_timeout: None,
-            read_header_timeout: None,
-            write_timeout: None,
-            idle_timeout: None,
+            read_timeout: Duration::ZERO,
+            read_header_timeout: Duration::ZERO,
+            write_timeout: Duration::ZERO,
+            idle_timeout: Duration::ZERO,
             tls: None,
             auth: None,
         }
@@ -149,6 +159,16 @@ impl Default for Http {
 }
 
 impl Http {
+    /// The server timeouts (otelcol's otlp defaults: all none).
+    pub fn timeouts(&self) -> crate::tls::serve::Timeouts {
+        crate::tls::serve::Timeouts {
+            read: self.read_timeout,
+            read_header: self.read_header_timeout,
+            write: self.write_timeout,
+            idle: self.idle_timeout,
+        }
+    }
+
     /// The body limit in bytes.
     pub fn max_body_bytes(&self) -> usize {
         if self.max_request_body_size <= 0 {

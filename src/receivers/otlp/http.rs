@@ -125,16 +125,8 @@ pub(super) fn serve(
                 "404 page not found\n",
             )
         })
-        .with_state(shared)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    async move {
-        let served = axum::serve(listener.into_axum(), app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "OTLP HTTP server failed.");
-        }
-    }
+        .with_state(shared);
+    crate::tls::serve::serve(listener, app, config.timeouts(), stop)
 }
 
 async fn handle(

@@ -17,6 +17,24 @@
 //! reaches the client as `UNAVAILABLE`/503 (retryable, with `Retry-After` when known) or
 //! `INTERNAL`/500 (permanent). Bad input gets `INVALID_ARGUMENT`/400 and never stops the
 //! server.
+//!
+//! Each listener keeps at most 4096 connections open (otelcol has no such setting, so it
+//! is fixed); a connection over the bound is closed as soon as it is accepted and counted
+//! in `otelpipe_receiver_connections_refused`. The HTTP server applies `read_timeout`,
+//! `read_header_timeout`, `write_timeout` and `idle_timeout` as Go's server does (all
+//! none by default, as otelcol's otlp receiver); gRPC applies `max_concurrent_streams`
+//! per connection as HTTP/2 SETTINGS.
+//!
+//! ```yaml
+//! receivers:
+//!   otlp:
+//!     protocols:
+//!       grpc:
+//!         max_concurrent_streams: 100
+//!       http:
+//!         read_header_timeout: 10s
+//!         idle_timeout: 1m
+//! ```
 
 mod config;
 mod grpc;
@@ -129,7 +147,10 @@ impl Component for Receiver {
     async fn start(&self, host: &Host) -> Result<(), ComponentError> {
         if let Some(grpc) = &self.config.protocols.grpc {
             let auth = Authenticator::resolve(host, grpc.auth.as_ref())?;
-            let listener = tls_listener::bind(&grpc.endpoint, grpc.tls.as_ref(), ALPN_GRPC).await?;
+            let limit = connection_limit(&self.id, "grpc");
+            let listener =
+                tls_listener::bind_limited(&grpc.endpoint, grpc.tls.as_ref(), ALPN_GRPC, limit)
+                    .await?;
             self.bound.lock().expect("otlp bound lock").grpc = listener.local_addr().ok();
             tracing::info!(endpoint = %grpc.endpoint, receiver = %self.id, "Starting GRPC server.");
             let server = grpc::serve(
@@ -144,7 +165,10 @@ impl Component for Receiver {
         }
         if let Some(http) = &self.config.protocols.http {
             let auth = Authenticator::resolve(host, http.auth.as_ref())?;
-            let listener = tls_listener::bind(&http.endpoint, http.tls.as_ref(), ALPN_HTTP).await?;
+            let limit = connection_limit(&self.id, "http");
+            let listener =
+                tls_listener::bind_limited(&http.endpoint, http.tls.as_ref(), ALPN_HTTP, limit)
+                    .await?;
             self.bound.lock().expect("otlp bound lock").http = listener.local_addr().ok();
             tracing::info!(endpoint = %http.endpoint, receiver = %self.id, "Starting HTTP server.");
             let server = http::serve(
@@ -166,6 +190,19 @@ impl Component for Receiver {
         self.tasks.wait().await;
         Ok(())
     }
+}
+
+/// The bound on one listener's open connections, [`tls_listener::MAX_CONNECTIONS`];
+/// connections over it are counted in `otelpipe_receiver_connections_refused`.
+fn connection_limit(id: &str, transport: &'static str) -> Option<tls_listener::ConnectionLimit> {
+    let labels = [
+        ("receiver", id.to_owned()),
+        ("transport", transport.to_owned()),
+    ];
+    Some(tls_listener::ConnectionLimit::new(
+        tls_listener::MAX_CONNECTIONS,
+        metrics::counter!(names::RECEIVER_CONNECTIONS_REFUSED, &labels),
+    ))
 }
 
 /// One signal's consumer with its own-metric counters for one transport.

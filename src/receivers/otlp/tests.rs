@@ -433,3 +433,474 @@ async fn trickling_clients_do_not_starve_well_behaved_ones() {
     }
     r.receiver.shutdown().await.unwrap();
 }
+
+/// A request on a raw HTTP/1.1 keep-alive connection; returns the status code, having
+/// read the whole response.
+async fn raw_post<S>(tcp: &mut S) -> u16
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = request(1).encode_to_vec();
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&body).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .expect("the response head arrives")
+            .unwrap();
+        assert!(n > 0, "connection closed before the response");
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while got.len() < end + length {
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed inside the response body");
+        got.extend_from_slice(&buf[..n]);
+    }
+    head[9..12].parse().unwrap()
+}
+
+/// Waits (at most 10 s) for the server to close `tcp`: EOF or a reset.
+async fn closed_by_server<S: tokio::io::AsyncRead + Unpin>(tcp: &mut S) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Slow-loris: a client trickling its request head is cut off once `read_header_timeout`
+/// has passed since it connected, however steadily it sends; a well-behaved client is
+/// served meanwhile.
+#[tokio::test]
+async fn a_trickled_request_head_is_cut_off_after_read_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let r =
+        start("protocols:\n  http:\n    endpoint: 127.0.0.1:0\n    read_header_timeout: 300ms\n")
+            .await;
+    let addr = r.bound.http.unwrap();
+    let connected = std::time::Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..500 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if slow.write_all(b"a").await.is_err() {
+                break;
+            }
+        }
+        let closed = closed_by_server(&mut slow).await;
+        (closed, connected.elapsed())
+    });
+    let mut good = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(raw_post(&mut good).await, 200);
+    let (closed, after) = trickle.await.unwrap();
+    assert!(closed, "the trickling connection is closed");
+    assert!(
+        after >= Duration::from_millis(300),
+        "not before the timeout"
+    );
+    // A request head sent at once on a new connection is still served.
+    let mut again = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(raw_post(&mut again).await, 200);
+    assert_eq!(r.traces.item_count(), 2);
+    r.receiver.shutdown().await.unwrap();
+}
+
+/// `idle_timeout`: a keep-alive connection that sent no further request is closed (not
+/// before the timeout), and a client that reconnects is served.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
+    let r =
+        start("protocols:\n  http:\n    endpoint: 127.0.0.1:0\n    idle_timeout: 300ms\n").await;
+    let addr = r.bound.http.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(raw_post(&mut tcp).await, 200);
+    assert_eq!(
+        raw_post(&mut tcp).await,
+        200,
+        "the connection is kept alive"
+    );
+    let answered = std::time::Instant::now();
+    assert!(
+        closed_by_server(&mut tcp).await,
+        "the idle connection is closed"
+    );
+    assert!(answered.elapsed() >= Duration::from_millis(300));
+    let client = http_client();
+    let resp = client
+        .post(format!("http://{addr}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(request(1).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(r.traces.item_count(), 3);
+    r.receiver.shutdown().await.unwrap();
+}
+
+/// `read_timeout`: a body not complete in time is answered 400 (as otelcol's failed body
+/// read), `write_timeout`: an answer not ready in time closes the connection without one.
+#[tokio::test]
+async fn read_and_write_timeouts_end_slow_requests() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let r = start("protocols:\n  http:\n    endpoint: 127.0.0.1:0\n    read_timeout: 300ms\n    write_timeout: 2s\n").await;
+    let addr = r.bound.http.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection ends after the answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("failed to read request body"), "{answer}");
+    assert!(answer.contains("i/o timeout"), "{answer}");
+    r.receiver.shutdown().await.unwrap();
+
+    // The pipeline holds the request longer than write_timeout.
+    let gate = Arc::new(Gate {
+        open: tokio::sync::Semaphore::new(0),
+        capture: Capture::new(),
+    });
+    let mut consumers = ReceiverConsumers::default();
+    consumers.set(Signal::Traces, gate.clone());
+    let listener = tls_listener::bind("127.0.0.1:0", None, ALPN_HTTP)
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = Http {
+        write_timeout: Duration::from_millis(300),
+        ..Http::default()
+    };
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(http::serve(
+        &config,
+        "otlp",
+        &consumers,
+        listener,
+        None,
+        stop.clone(),
+    ));
+    let mut held = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = request(1).encode_to_vec();
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    held.write_all(head.as_bytes()).await.unwrap();
+    held.write_all(&body).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), held.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection is closed");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    // The handler still hands the data on once the pipeline takes it, as Go's does.
+    gate.open.add_permits(1);
+    for _ in 0..500 {
+        if gate.capture.item_count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(gate.capture.item_count(), 1);
+    stop.cancel();
+    server.await.unwrap();
+}
+
+/// A consumer that takes a batch only once given a permit.
+struct Gate {
+    open: tokio::sync::Semaphore,
+    capture: Capture,
+}
+
+#[async_trait]
+impl crate::pipeline::Consumer for Gate {
+    async fn consume(&self, batch: Batch, client: &ClientInfo) -> Result<(), ConsumeError> {
+        let _permit = self.open.acquire().await;
+        self.capture.consume(batch, client).await
+    }
+}
+
+/// A listener bounded to `max` connections serving OTLP/HTTP and gRPC, counting refusals.
+struct Bounded {
+    http: std::net::SocketAddr,
+    grpc: std::net::SocketAddr,
+    http_refused: Arc<std::sync::atomic::AtomicU64>,
+    grpc_refused: Arc<std::sync::atomic::AtomicU64>,
+    traces: Arc<Capture>,
+    stop: CancellationToken,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn start_bounded(max: usize) -> Bounded {
+    use std::sync::atomic::AtomicU64;
+    let traces = Arc::new(Capture::new());
+    let mut consumers = ReceiverConsumers::default();
+    consumers.set(Signal::Traces, traces.clone());
+    let stop = CancellationToken::new();
+    let http_refused = Arc::new(AtomicU64::new(0));
+    let grpc_refused = Arc::new(AtomicU64::new(0));
+    let limit = |counter: &Arc<AtomicU64>| {
+        Some(tls_listener::ConnectionLimit::new(
+            max,
+            metrics::Counter::from_arc(counter.clone()),
+        ))
+    };
+    let http_listener =
+        tls_listener::bind_limited("127.0.0.1:0", None, ALPN_HTTP, limit(&http_refused))
+            .await
+            .unwrap();
+    let grpc_listener =
+        tls_listener::bind_limited("127.0.0.1:0", None, ALPN_GRPC, limit(&grpc_refused))
+            .await
+            .unwrap();
+    let bounded_http = http_listener.local_addr().unwrap();
+    let bounded_grpc = grpc_listener.local_addr().unwrap();
+    let servers = vec![
+        tokio::spawn(http::serve(
+            &Http::default(),
+            "otlp",
+            &consumers,
+            http_listener,
+            None,
+            stop.clone(),
+        )),
+        tokio::spawn(grpc::serve(
+            &Grpc::default(),
+            "otlp",
+            &consumers,
+            grpc_listener,
+            None,
+            stop.clone(),
+        )),
+    ];
+    Bounded {
+        http: bounded_http,
+        grpc: bounded_grpc,
+        http_refused,
+        grpc_refused,
+        traces,
+        stop,
+        servers,
+    }
+}
+
+/// Connections over the bound are closed at once and counted; the ones already open keep
+/// being served, and a slot freed by a closed connection is taken by the next one.
+#[tokio::test]
+async fn connections_over_the_bound_are_closed_and_counted() {
+    use std::sync::atomic::Ordering;
+    let b = start_bounded(2).await;
+    // HTTP: two connections take the slots (accepted in order), the third is closed.
+    let mut first = tokio::net::TcpStream::connect(b.http).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(b.http).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(b.http).await.unwrap();
+    assert!(closed_by_server(&mut third).await, "over the bound: closed");
+    assert_eq!(b.http_refused.load(Ordering::Relaxed), 1);
+    assert_eq!(raw_post(&mut first).await, 200);
+    assert_eq!(raw_post(&mut second).await, 200);
+    drop(first);
+    let mut served = false;
+    for _ in 0..500 {
+        let mut next = tokio::net::TcpStream::connect(b.http).await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        let probe = b"GET /v1/traces HTTP/1.1\r\nHost: x\r\n\r\n";
+        if next.write_all(probe).await.is_ok() && !closed_at_once(&mut next).await {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(served, "the freed slot is used by a later connection");
+    assert_eq!(raw_post(&mut second).await, 200);
+
+    // gRPC: one client and one idle connection take the slots; a second client cannot
+    // connect while the first keeps exporting.
+    let url = format!("http://{}", b.grpc);
+    let mut client = TraceServiceClient::connect(url.clone()).await.unwrap();
+    client.export(request(1)).await.unwrap();
+    let idle = tokio::net::TcpStream::connect(b.grpc).await.unwrap();
+    let mut refused = tokio::net::TcpStream::connect(b.grpc).await.unwrap();
+    assert!(
+        closed_by_server(&mut refused).await,
+        "over the bound: closed"
+    );
+    assert_eq!(b.grpc_refused.load(Ordering::Relaxed), 1);
+    client.export(request(1)).await.unwrap();
+    drop(idle);
+    let mut later = None;
+    for _ in 0..500 {
+        if let Ok(mut c) = TraceServiceClient::connect(url.clone()).await {
+            if c.export(request(1)).await.is_ok() {
+                later = Some(c);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(later.is_some(), "the freed slot is used by a later client");
+    assert_eq!(b.traces.item_count(), 3 + 3);
+    drop((client, later, second));
+    b.stop.cancel();
+    for server in b.servers {
+        server.await.unwrap();
+    }
+}
+
+/// Whether the server answers `tcp` (a response arrives) rather than closing it unread.
+async fn closed_at_once(tcp: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await {
+        Ok(Ok(n)) => n == 0,
+        Ok(Err(_)) | Err(_) => true,
+    }
+}
+
+/// `max_concurrent_streams: 2` is advertised in the server's HTTP/2 SETTINGS; a client
+/// that has two calls open waits before opening a third, which goes out once one ends.
+#[tokio::test]
+async fn grpc_max_concurrent_streams_is_advertised_and_holds_further_streams() {
+    use bytes::Bytes;
+    let r =
+        start("protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n    max_concurrent_streams: 2\n")
+            .await;
+    let tcp = tokio::net::TcpStream::connect(r.bound.grpc.unwrap())
+        .await
+        .unwrap();
+    let (mut h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(connection);
+    let call = || {
+        axum::http::Request::post(
+            "http://localhost/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        )
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap()
+    };
+    let message = |spans: usize| {
+        let encoded = request(spans).encode_to_vec();
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&u32::try_from(encoded.len()).unwrap().to_be_bytes());
+        framed.extend_from_slice(&encoded);
+        Bytes::from(framed)
+    };
+    // Two calls open, their messages not sent yet.
+    h2 = h2.ready().await.unwrap();
+    let (first, mut first_body) = h2.send_request(call(), false).unwrap();
+    h2 = h2.ready().await.unwrap();
+    let (second, mut second_body) = h2.send_request(call(), false).unwrap();
+    let mut advertised = h2.current_max_send_streams();
+    for _ in 0..500 {
+        if advertised != usize::MAX {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        advertised = h2.current_max_send_streams();
+    }
+    assert_eq!(advertised, 2, "SETTINGS_MAX_CONCURRENT_STREAMS");
+    let third = tokio::spawn(async move {
+        let mut h2 = h2.ready().await.unwrap();
+        let (response, mut body) = h2.send_request(call(), false).unwrap();
+        body.send_data(message(4), true).unwrap();
+        response.await.unwrap().status()
+    });
+    // The third stream has not gone out while two are open.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!third.is_finished());
+    assert_eq!(r.traces.item_count(), 0);
+    first_body.send_data(message(1), true).unwrap();
+    assert_eq!(first.await.unwrap().status(), 200);
+    assert_eq!(third.await.unwrap(), 200);
+    second_body.send_data(message(2), true).unwrap();
+    assert_eq!(second.await.unwrap().status(), 200);
+    assert_eq!(r.traces.item_count(), 1 + 4 + 2);
+    driver.abort();
+    r.receiver.shutdown().await.unwrap();
+}
+
+/// On a TLS listener the bound applies as connections are accepted: one over it is closed
+/// before any handshake, while the open TLS connection keeps being served.
+#[tokio::test]
+async fn a_tls_listener_closes_connections_over_the_bound_before_the_handshake() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    crate::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (crt, key) = (dir.path().join("s.crt"), dir.path().join("s.key"));
+    std::fs::write(&crt, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
+    let tls: crate::tls::server::Config = yaml_serde::from_str(&format!(
+        "cert_file: {}\nkey_file: {}\n",
+        crt.display(),
+        key.display()
+    ))
+    .unwrap();
+    let refused = Arc::new(AtomicU64::new(0));
+    let limit = tls_listener::ConnectionLimit::new(1, metrics::Counter::from_arc(refused.clone()));
+    let listener = tls_listener::bind_limited("127.0.0.1:0", Some(&tls), ALPN_HTTP, Some(limit))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let traces = Arc::new(Capture::new());
+    let mut consumers = ReceiverConsumers::default();
+    consumers.set(Signal::Traces, traces.clone());
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(http::serve(
+        &Http::default(),
+        "otlp",
+        &consumers,
+        listener,
+        None,
+        stop.clone(),
+    ));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut first = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(raw_post(&mut first).await, 200);
+    // Sends nothing: a listener waiting for its handshake would keep it open until the
+    // handshake timeout.
+    let mut over = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let closed = tokio::time::timeout(
+        tls_listener::HANDSHAKE_TIMEOUT / 2,
+        closed_by_server(&mut over),
+    )
+    .await;
+    assert!(matches!(closed, Ok(true)), "over the bound: closed at once");
+    assert_eq!(refused.load(Ordering::Relaxed), 1);
+    assert_eq!(raw_post(&mut first).await, 200);
+    assert_eq!(traces.item_count(), 2);
+    drop(first);
+    stop.cancel();
+    server.await.unwrap();
+}
