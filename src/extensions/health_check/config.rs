@@ -1,8 +1,11 @@
 //! `health_check` settings.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::config::FieldError;
+use crate::tls::serve::Timeouts;
 
 /// `extensions::health_check`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -18,6 +21,19 @@ pub struct Config {
     pub check_collector_pipeline: Option<yaml_serde::Value>,
     /// Server TLS; none = plaintext.
     pub tls: Option<crate::tls::server::Config>,
+    /// An answer not ready within it closes the connection. Default 30s; 0 = none.
+    #[serde(with = "crate::config::duration")]
+    pub write_timeout: Duration,
+    /// The whole request. Default 0 = none.
+    #[serde(with = "crate::config::duration")]
+    pub read_timeout: Duration,
+    /// An HTTP/1 request head (and the wait for the next one). Default 1m; 0 =
+    /// `read_timeout`.
+    #[serde(with = "crate::config::duration")]
+    pub read_header_timeout: Duration,
+    /// A connection with no request in flight is closed. Default 1m; 0 = `read_timeout`.
+    #[serde(with = "crate::config::duration")]
+    pub idle_timeout: Duration,
 }
 
 /// Custom bodies for the two states.
@@ -38,11 +54,25 @@ impl Default for Config {
             response_body: None,
             check_collector_pipeline: None,
             tls: None,
+            write_timeout: Timeouts::SERVER_DEFAULTS.write,
+            read_timeout: Timeouts::SERVER_DEFAULTS.read,
+            read_header_timeout: Timeouts::SERVER_DEFAULTS.read_header,
+            idle_timeout: Timeouts::SERVER_DEFAULTS.idle,
         }
     }
 }
 
 impl Config {
+    /// The server's timeouts (confighttp's, with its server defaults).
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            read: self.read_timeout,
+            read_header: self.read_header_timeout,
+            write: self.write_timeout,
+            idle: self.idle_timeout,
+        }
+    }
+
     /// Cross-field rules.
     ///
     /// # Errors

@@ -133,7 +133,7 @@ impl Component for HealthCheck {
         self.tasks.spawn(crate::tls::serve::serve(
             listener,
             app,
-            crate::tls::serve::Timeouts::SERVER_DEFAULTS,
+            self.config.timeouts(),
             self.stop.clone(),
         ));
         Ok(())

@@ -95,3 +95,55 @@ fn config_defaults_and_errors() {
     let err = FACTORY.validate(&raw).unwrap_err();
     assert_eq!(err.path, vec!["endpont"]);
 }
+
+#[test]
+fn server_timeouts_default_as_confighttp_and_decode() {
+    let config = decode::<Config>(&RawConfig::Null).unwrap();
+    assert_eq!(
+        config.timeouts(),
+        crate::tls::serve::Timeouts::SERVER_DEFAULTS
+    );
+    let raw: RawConfig = yaml_serde::from_str(
+        "read_timeout: 1s\nread_header_timeout: 2s\nwrite_timeout: 3s\nidle_timeout: 4s",
+    )
+    .unwrap();
+    let t = decode::<Config>(&raw).unwrap().timeouts();
+    assert_eq!(
+        (t.read, t.read_header, t.write, t.idle),
+        (
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(3),
+            std::time::Duration::from_secs(4)
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_idle_timeout() {
+    use tokio::io::AsyncReadExt;
+    let raw: RawConfig =
+        yaml_serde::from_str("endpoint: 127.0.0.1:0\nidle_timeout: 200ms").unwrap();
+    let ext = HealthCheck {
+        config: Arc::new(decode::<Config>(&raw).unwrap()),
+        stop: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        bound: Mutex::new(None),
+    };
+    let (_ready_tx, ready) = watch::channel(true);
+    let host = Host {
+        ready,
+        shutdown: CancellationToken::new(),
+        extensions: Default::default(),
+    };
+    ext.start(&host).await.unwrap();
+    let addr = ext.local_addr().unwrap();
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), idle.read(&mut buf))
+        .await
+        .expect("the server closes the idle connection");
+    assert_eq!(read.unwrap_or(0), 0, "closed without an answer");
+    assert_eq!(get(addr, "/").await.0, 200, "others are still served");
+    ext.shutdown().await.unwrap();
+}
