@@ -6,8 +6,9 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::conf::KongConf;
 
-/// Hop-by-hop headers never forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// Hop-by-hop headers never forwarded (a `static`: a `const` array of names would be built
+/// and dropped at every use).
+static HOP_BY_HOP: [HeaderName; 7] = [
     http::header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy"),
