@@ -175,9 +175,10 @@ pub fn request_buffer() -> Option<Arc<RequestLogs>> {
     enabled().then(Arc::default)
 }
 
-/// Runs `fut` with `logs` as the request whose lines are captured.
-pub async fn scope<F: Future>(logs: Arc<RequestLogs>, fut: F) -> F::Output {
-    REQUEST.scope(logs, fut).await
+/// Runs `fut` with `logs` as the request whose lines are captured. A plain function, not an
+/// `async` one, so the returned future holds `fut` once rather than twice.
+pub fn scope<F: Future>(logs: Arc<RequestLogs>, fut: F) -> impl Future<Output = F::Output> {
+    REQUEST.scope(logs, fut)
 }
 
 /// Runs `f` with `logs` (when there is a buffer) as the request whose lines are captured.

@@ -193,3 +193,51 @@ async fn request_and_header_lines_over_8k_get_414_and_400() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn request_lines_in_heads_over_64k_still_get_414() {
+    let gw = gateway("", &[]).await;
+    let port = gw.proxy[0].port();
+    // A request line alone over hyper's 64 KiB head bound.
+    let long = format!("{}\r\nhost: x\r\n\r\n", request_line(70 * 1024));
+    let reply = raw(port, long.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 414 "), "{reply}");
+    assert!(reply.contains("connection: close\r\n"));
+    let (body, rid) = body_and_id(&reply);
+    assert_eq!(body, format!("URI too long\nrequest_id: {rid}\n"));
+
+    // The second request of a keep-alive connection.
+    let mut pipelined = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n".to_vec();
+    pipelined.extend_from_slice(long.as_bytes());
+    let reply = raw(port, &pipelined).await;
+    assert!(reply.starts_with("HTTP/1.1 404 "), "{reply}");
+    let at = reply.find("HTTP/1.1 414 URI Too Long\r\n").expect(&reply);
+    let second = &reply[at..];
+    assert!(
+        second.contains("\r\n\r\nURI too long\nrequest_id: "),
+        "{reply}"
+    );
+
+    // A request line over 8 KiB that ended, then a header block over 64 KiB.
+    let headers: String = (0..6000).map(|i| format!("x-h{i}: {i}\r\n")).collect();
+    let big = format!("{}\r\n{headers}\r\n", request_line(10 * 1024));
+    let reply = raw(port, big.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 414 "), "{reply}");
+
+    // A short request line with a header block over 64 KiB stays Kong's 400.
+    let big = format!("GET / HTTP/1.1\r\n{headers}\r\n");
+    let reply = raw(port, big.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
+    assert!(
+        reply.contains("Request header or cookie too large"),
+        "{reply}"
+    );
+    assert_eq!(
+        gw.shared
+            .counters
+            .rejected_requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        4
+    );
+    gw.shutdown().await;
+}
