@@ -13,7 +13,9 @@ use otelpipe::telemetry::{logging, own_metrics};
 
 /// mimalloc: decoding one request makes thousands of small allocations (strings, attribute
 /// vectors) that another task frees once the batch is exported; mimalloc's per-thread free
-/// lists keep both cheap (under 4 % of the instructions in the passthrough profile).
+/// lists keep both cheap (under 4 % of the instructions in the passthrough profile). Built
+/// with `no_thp`: it would otherwise `madvise` its arenas for transparent huge pages, and each
+/// touched 2 MiB of heap then stays resident whole (6 of an idle collector's 19.8 MiB RSS).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,17 +1,17 @@
 //! Load generators: N connections sending OTLP as fast as the collector acknowledges.
-//! Each connection encodes its own requests (ids differ per request) and records the ack
-//! latency of every request.
+//! Requests are written from one pre-encoded [`Template`] with each request's ids patched
+//! in (a copy, not an encode); every request's ack latency is recorded.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use prost::Message;
+use bytes::{Buf, BytesMut};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::{Request, Status};
 
-use crate::generate;
+use crate::template::Template;
 
 /// The signal under load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,22 +60,30 @@ pub(crate) struct Sent {
     pub(crate) issued: u64,
 }
 
-/// Sends `profile` to the collector at `grpc` / `http` until its duration passes, handing
+/// Sends `profile` to the collector at `grpc` / `http` until its duration passes, writing
+/// requests from `template` (of `profile`'s signal and batch size) and handing
 /// out ids from `first_id` on (a second run continues where the first stopped, so the sink
 /// does not take its ids for duplicates).
-pub(crate) async fn run(profile: &Profile, grpc: &str, http: &str, first_id: u64) -> Sent {
+pub(crate) async fn run(
+    profile: &Profile,
+    template: &Arc<Template>,
+    grpc: &str,
+    http: &str,
+    first_id: u64,
+) -> Sent {
     let next_id = Arc::new(AtomicU64::new(first_id));
     let deadline = Instant::now() + profile.duration;
     let mut tasks = Vec::new();
     for _ in 0..profile.connections {
         let profile = profile.clone();
+        let template = template.clone();
         let next_id = next_id.clone();
         let grpc = format!("http://{grpc}");
         let http = format!("http://{http}");
         tasks.push(tokio::spawn(async move {
             match profile.transport {
-                Transport::Grpc => grpc_loop(&profile, &grpc, &next_id, deadline).await,
-                Transport::Http => http_loop(&profile, &http, &next_id, deadline).await,
+                Transport::Grpc => grpc_loop(&profile, template, &grpc, &next_id, deadline).await,
+                Transport::Http => http_loop(&profile, template, &http, &next_id, deadline).await,
             }
         }));
     }
@@ -104,58 +112,118 @@ fn empty() -> Sent {
     }
 }
 
-async fn grpc_loop(profile: &Profile, url: &str, ids: &AtomicU64, deadline: Instant) -> Sent {
+/// The gRPC method of `signal`'s export.
+fn export_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    }
+}
+
+/// Sends a request as the first id of its items: the encoder writes the template for it.
+#[derive(Clone)]
+struct TemplateCodec(Arc<Template>);
+
+/// Writes the template patched for the request's first id.
+struct TemplateEncoder(Arc<Template>);
+
+impl Encoder for TemplateEncoder {
+    type Item = u64;
+    type Error = Status;
+
+    fn encode(&mut self, first: u64, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.reserve(self.0.len());
+        self.0.write(first, dst);
+        Ok(())
+    }
+}
+
+/// Skips the (empty) export response.
+struct DiscardDecoder;
+
+impl Decoder for DiscardDecoder {
+    type Item = ();
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, Status> {
+        src.advance(src.remaining());
+        Ok(Some(()))
+    }
+}
+
+impl Codec for TemplateCodec {
+    type Encode = u64;
+    type Decode = ();
+    type Encoder = TemplateEncoder;
+    type Decoder = DiscardDecoder;
+
+    fn encoder(&mut self) -> TemplateEncoder {
+        TemplateEncoder(self.0.clone())
+    }
+
+    fn decoder(&mut self) -> DiscardDecoder {
+        DiscardDecoder
+    }
+}
+
+async fn grpc_loop(
+    profile: &Profile,
+    template: Arc<Template>,
+    url: &str,
+    ids: &AtomicU64,
+    deadline: Instant,
+) -> Sent {
     let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
         .expect("endpoint")
         .connect()
         .await
         .expect("connect to collector");
-    let limit = 64 << 20;
-    let mut traces = TraceServiceClient::new(channel.clone()).max_encoding_message_size(limit);
-    let mut metrics = MetricsServiceClient::new(channel.clone()).max_encoding_message_size(limit);
-    let mut logs = LogsServiceClient::new(channel).max_encoding_message_size(limit);
+    let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
+    let codec = TemplateCodec(template);
+    let path = PathAndQuery::from_static(export_path(profile.signal));
     let mut out = empty();
     while Instant::now() < deadline {
         let first = ids.fetch_add(profile.batch as u64, Ordering::Relaxed);
         let started = Instant::now();
-        let ok = match profile.signal {
-            Signal::Traces => traces
-                .export(generate::traces(first, profile.batch))
+        let ok = match grpc.ready().await {
+            Ok(()) => grpc
+                .unary::<u64, (), _>(Request::new(first), path.clone(), codec.clone())
                 .await
                 .is_ok(),
-            Signal::Metrics => metrics
-                .export(generate::metrics(first, profile.batch))
-                .await
-                .is_ok(),
-            Signal::Logs => logs
-                .export(generate::logs(first, profile.batch))
-                .await
-                .is_ok(),
+            Err(_) => false,
         };
         record(&mut out, ok, profile.batch, started);
     }
     out
 }
 
-async fn http_loop(profile: &Profile, base: &str, ids: &AtomicU64, deadline: Instant) -> Sent {
+async fn http_loop(
+    profile: &Profile,
+    template: Arc<Template>,
+    base: &str,
+    ids: &AtomicU64,
+    deadline: Instant,
+) -> Sent {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .build()
         .expect("http client");
-    let (path, _) = match profile.signal {
-        Signal::Traces => ("/v1/traces", ()),
-        Signal::Metrics => ("/v1/metrics", ()),
-        Signal::Logs => ("/v1/logs", ()),
+    let path = match profile.signal {
+        Signal::Traces => "/v1/traces",
+        Signal::Metrics => "/v1/metrics",
+        Signal::Logs => "/v1/logs",
     };
     let url = format!("{base}{path}");
+    // One buffer per connection: the body sent last is dropped by the time the next one is
+    // written, so `split` hands out the same allocation again.
+    let mut buf = BytesMut::with_capacity(template.len());
     let mut out = empty();
     while Instant::now() < deadline {
         let first = ids.fetch_add(profile.batch as u64, Ordering::Relaxed);
-        let body = match profile.signal {
-            Signal::Traces => generate::traces(first, profile.batch).encode_to_vec(),
-            Signal::Metrics => generate::metrics(first, profile.batch).encode_to_vec(),
-            Signal::Logs => generate::logs(first, profile.batch).encode_to_vec(),
-        };
+        buf.reserve(template.len());
+        template.write(first, &mut buf);
+        let body = buf.split().freeze();
         let started = Instant::now();
         let ok = client
             .post(&url)

@@ -1,6 +1,11 @@
 //! Realistic OTLP requests whose items carry unique ids, so the sink can tell losses from
-//! duplicates. Span: ~10 attributes, about 170 bytes encoded. Ids: every item gets a global
+//! duplicates. Span: 10 attributes with Kong's key names, 325 bytes encoded (the tool prints
+//! `bytes/item`). Ids: every item gets a global
 //! sequence number (span id / log span id / data point start time).
+//!
+//! Everything that varies with the id has a fixed width (8-byte ids, fixed64 times and
+//! values, a 16-hex-digit `request.id`), so [`crate::template`] can send these requests by
+//! patching one encoded copy in place.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -13,6 +18,15 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+
+/// Span and log times start here (ns since the epoch).
+pub(crate) const EPOCH_NS: u64 = 1_700_000_000_000_000_000;
+/// Span start times advance this much per id.
+pub(crate) const SPAN_STEP_NS: u64 = 1000;
+/// Every span lasts this long.
+pub(crate) const SPAN_DURATION_NS: u64 = 1_500_000;
+/// The attribute carrying the id as 16 hex digits.
+pub(crate) const REQUEST_ID: &str = "request.id";
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
@@ -56,7 +70,7 @@ fn span_attributes(seq: u64) -> Vec<KeyValue> {
         kv("kong.route.name", s("orders-route")),
         kv("kong.consumer", s("acme")),
         kv("retries", any_value::Value::IntValue(0)),
-        kv("seq", any_value::Value::IntValue(seq as i64)),
+        kv(REQUEST_ID, s(&format!("{seq:016x}"))),
     ]
 }
 
@@ -65,14 +79,14 @@ pub(crate) fn traces(first: u64, items: usize) -> ExportTraceServiceRequest {
     let spans = (0..items as u64)
         .map(|i| {
             let seq = first + i;
-            let start = 1_700_000_000_000_000_000 + seq * 1000;
+            let start = EPOCH_NS + seq * SPAN_STEP_NS;
             Span {
                 trace_id: [&seq.to_be_bytes()[..], &[7u8; 8]].concat(),
                 span_id: seq.to_be_bytes().to_vec(),
                 name: "kong".to_owned(),
                 kind: span::SpanKind::Server as i32,
                 start_time_unix_nano: start,
-                end_time_unix_nano: start + 1_500_000,
+                end_time_unix_nano: start + SPAN_DURATION_NS,
                 attributes: span_attributes(seq),
                 status: Some(Status::default()),
                 ..Default::default()
@@ -100,7 +114,7 @@ pub(crate) fn metrics(first: u64, items: usize) -> ExportMetricsServiceRequest {
             NumberDataPoint {
                 attributes: span_attributes(seq),
                 start_time_unix_nano: seq,
-                time_unix_nano: 1_700_000_000_000_000_000,
+                time_unix_nano: EPOCH_NS,
                 value: Some(number_data_point::Value::AsInt(seq as i64)),
                 ..Default::default()
             }
@@ -133,7 +147,7 @@ pub(crate) fn logs(first: u64, items: usize) -> ExportLogsServiceRequest {
         .map(|i| {
             let seq = first + i;
             LogRecord {
-                time_unix_nano: 1_700_000_000_000_000_000 + seq,
+                time_unix_nano: EPOCH_NS + seq,
                 severity_number: 9,
                 severity_text: "INFO".to_owned(),
                 body: Some(AnyValue {

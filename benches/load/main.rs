@@ -8,6 +8,7 @@
 //! ```text
 //! cargo bench --bench load -- --signal traces --transport grpc --connections 4 --duration 10
 //! cargo bench --bench load -- --command "rotel-agent start --otlp-grpc-endpoint {grpc} ..."
+//! cargo bench --bench load -- --direct --duration 5   # no collector: the tool's own ceiling
 //! ```
 //!
 //! `--command` is a template: `{grpc}`, `{http}` and `{sink}` are the addresses the tool
@@ -18,6 +19,8 @@ mod client;
 mod generate;
 mod process;
 mod sink;
+mod template;
+mod wire;
 
 use std::time::{Duration, Instant};
 
@@ -56,6 +59,14 @@ struct Args {
     /// Only start the collector, wait, and report its idle RSS.
     #[arg(long)]
     idle: bool,
+    /// No collector: send straight to the sink (gRPC only) and report the tool's own CPU,
+    /// which measures the load side's ceiling.
+    #[arg(long)]
+    direct: bool,
+    /// What the collector's export to the sink uses: gzip | none. The sink refuses gzip
+    /// unless told to expect it, so a run shows what was measured.
+    #[arg(long, default_value = "none")]
+    export_compression: String,
     /// Label for the report row.
     #[arg(long, default_value = "otelpipe")]
     label: String,
@@ -97,7 +108,12 @@ async fn main() {
     };
 
     let stop = CancellationToken::new();
-    let (sink_addr, tally) = sink::start(stop.clone()).await.expect("start sink");
+    let gzip = match args.export_compression.as_str() {
+        "gzip" => true,
+        "none" => false,
+        other => panic!("unknown export compression {other}"),
+    };
+    let (sink_addr, tally) = sink::start(stop.clone(), gzip).await.expect("start sink");
     let (grpc_port, http_port) = (free_port(), free_port());
     let grpc = format!("127.0.0.1:{grpc_port}");
     let http = format!("127.0.0.1:{http_port}");
@@ -115,27 +131,37 @@ async fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("collector.yaml");
     std::fs::write(&config, fill(&case)).expect("write config");
-    let template = args
-        .command
-        .clone()
-        .unwrap_or_else(|| format!("{root}/target/release/otelpipe --config {{config}}"));
-    let command: Vec<String> = fill(&template)
-        .replace("{config}", &config.to_string_lossy())
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    let mut child = process::Collector(process::spawn(
-        &command,
-        args.collector_cpu.as_deref(),
-        &[],
-        &dir.join("collector.log"),
-    ));
-    let pid = child.0.id();
-    assert!(
-        process::wait_for_port(grpc_port) && process::wait_for_port(http_port),
-        "collector did not listen; see {}",
-        dir.join("collector.log").display()
-    );
+    let mut child = None;
+    let pid = if args.direct {
+        assert!(
+            transport == Transport::Grpc && !args.idle,
+            "--direct sends OTLP/gRPC to the sink; it takes neither --transport http nor --idle"
+        );
+        std::process::id()
+    } else {
+        let template = args
+            .command
+            .clone()
+            .unwrap_or_else(|| format!("{root}/target/release/otelpipe --config {{config}}"));
+        let command: Vec<String> = fill(&template)
+            .replace("{config}", &config.to_string_lossy())
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let collector = child.insert(process::Collector(process::spawn(
+            &command,
+            args.collector_cpu.as_deref(),
+            &[],
+            &dir.join("collector.log"),
+        )));
+        assert!(
+            process::wait_for_port(grpc_port) && process::wait_for_port(http_port),
+            "collector did not listen; see {}",
+            dir.join("collector.log").display()
+        );
+        collector.0.id()
+    };
+    let grpc = if args.direct { sink.clone() } else { grpc };
 
     if args.idle {
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -145,7 +171,9 @@ async fn main() {
             args.label,
             u.rss as f64 / 1048576.0
         );
-        process::stop(&mut child.0);
+        if let Some(c) = child.as_mut() {
+            process::stop(&mut c.0);
+        }
         stop.cancel();
         return;
     }
@@ -158,7 +186,8 @@ async fn main() {
         batch: args.batch,
         duration: Duration::from_secs(2),
     };
-    let warm_sent = client::run(&warm, &grpc, &http, 0).await;
+    let template = std::sync::Arc::new(template::Template::new(signal, args.batch));
+    let warm_sent = client::run(&warm, &template, &grpc, &http, 0).await;
     settle(&tally, warm_sent.acknowledged).await;
     let base_received = tally.received.load(std::sync::atomic::Ordering::Relaxed);
 
@@ -168,17 +197,20 @@ async fn main() {
         duration: Duration::from_secs(args.duration),
         ..warm
     };
-    let mut sent = client::run(&profile, &grpc, &http, warm_sent.issued).await;
+    let mut sent = client::run(&profile, &template, &grpc, &http, warm_sent.issued).await;
     let elapsed = started.elapsed().as_secs_f64();
     settle(&tally, warm_sent.acknowledged + sent.acknowledged).await;
     let drained = started.elapsed().as_secs_f64();
     let after = process::usage(pid).expect("read /proc");
 
-    process::stop(&mut child.0);
+    if let Some(c) = child.as_mut() {
+        process::stop(&mut c.0);
+    }
     stop.cancel();
 
     let received = tally.received.load(std::sync::atomic::Ordering::Relaxed) - base_received;
     let duplicates = tally.duplicates.load(std::sync::atomic::Ordering::Relaxed);
+    let malformed = tally.malformed.load(std::sync::atomic::Ordering::Relaxed);
     let issued = sent.issued;
     let missing = tally.missing(issued);
     let refused = warm_sent.refused + sent.refused;
@@ -186,7 +218,7 @@ async fn main() {
     let cpu = (after.cpu_seconds - before.cpu_seconds) / drained;
     let rate = received as f64 / drained;
     println!(
-        "{:<10} {:<7} {:<4} conns={} batch={} sent/s={:.0} received/s={:.0} per-core/s={:.0} cpu={:.0}% p50={:.2}ms p99={:.2}ms peak-rss={:.1}MiB acked={} refused={} missing={} duplicates={}",
+        "{:<10} {:<7} {:<4} conns={} batch={} sent/s={:.0} received/s={:.0} per-core/s={:.0} cpu={:.0}% p50={:.2}ms p99={:.2}ms peak-rss={:.1}MiB acked={} refused={} missing={} duplicates={} malformed={} bytes/item={}",
         args.label,
         args.signal,
         args.transport,
@@ -203,6 +235,8 @@ async fn main() {
         refused,
         missing.saturating_sub(refused),
         duplicates,
+        malformed,
+        template.len() / template.items(),
     );
 }
 

@@ -106,6 +106,11 @@ impl Collector {
         collector
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("child running").id()
+    }
+
     fn child_mut(&mut self) -> &mut Child {
         self.child.as_mut().expect("child running")
     }
