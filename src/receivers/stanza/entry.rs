@@ -78,6 +78,8 @@ fn same_resource(a: &[KeyValue], b: &[KeyValue]) -> bool {
 /// keeping the entries' order within each group.
 pub fn into_resource_logs(entries: Vec<Entry>) -> Vec<ResourceLogs> {
     let mut out: Vec<ResourceLogs> = Vec::new();
+    // Usually every entry lands in the first group: it gets room for all of them.
+    let mut first_capacity = entries.len();
     for mut entry in entries {
         let resource = std::mem::take(&mut entry.resource);
         let scope = std::mem::take(&mut entry.scope_name);
@@ -112,7 +114,7 @@ pub fn into_resource_logs(entries: Vec<Entry>) -> Vec<ResourceLogs> {
                     name: scope,
                     ..InstrumentationScope::default()
                 }),
-                log_records: Vec::new(),
+                log_records: Vec::with_capacity(std::mem::take(&mut first_capacity)),
                 schema_url: String::new(),
             });
             rl.scope_logs.last_mut().expect("just pushed")
