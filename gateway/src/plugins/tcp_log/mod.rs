@@ -23,6 +23,8 @@
 //! without a new handshake.
 
 pub mod failures;
+pub mod fragments;
+pub mod json;
 pub mod lua;
 pub mod serialize;
 #[cfg(test)]
