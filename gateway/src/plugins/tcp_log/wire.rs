@@ -153,25 +153,27 @@ fn header_text(out: &mut Vec<u8>, value: &http::HeaderValue, hidden: bool) {
 }
 
 /// Header name → value, or list of values when repeated; `redact` hides credentials.
+/// One pass over the map (it yields a name's values one after the other), sorted by name with
+/// a stable sort so repeated values keep their order.
 fn headers(map: &http::HeaderMap, redact: bool, out: &mut Vec<u8>) {
-    let mut names: Vec<&http::HeaderName> = map.keys().collect();
-    names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut entries: Vec<(&str, &http::HeaderValue)> =
+        map.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
     let mut m = json::Object::open(out);
-    for name in names {
-        let key = name.as_str();
+    for group in entries.chunk_by(|a, b| a.0 == b.0) {
+        let Some(&(key, _)) = group.first() else {
+            continue;
+        };
         let hidden = redact && (key == "authorization" || key == "proxy-authorization");
         let value = m.dynamic_key(key);
-        let mut values = map.get_all(name).iter();
-        match (values.next(), values.next()) {
-            (None, _) => value.extend_from_slice(b"null"),
-            (Some(v), None) => header_text(value, v, hidden),
-            (Some(first), Some(second)) => {
+        match group {
+            [(_, v)] => header_text(value, v, hidden),
+            _ => {
                 value.push(b'[');
-                header_text(value, first, hidden);
-                value.push(b',');
-                header_text(value, second, hidden);
-                for v in values {
-                    value.push(b',');
+                for (i, (_, v)) in group.iter().enumerate() {
+                    if i > 0 {
+                        value.push(b',');
+                    }
                     header_text(value, v, hidden);
                 }
                 value.push(b']');
