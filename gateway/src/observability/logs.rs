@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
@@ -53,6 +53,9 @@ pub struct Record {
     pub line: u32,
     /// Module (target) of the call site.
     pub target: &'static str,
+    /// The request's active span when the line was logged (none outside requests or
+    /// before tracing set one).
+    pub span_id: Option<[u8; 8]>,
 }
 
 /// Kong's log levels with their OTLP severity numbers (spec §8.8).
@@ -135,9 +138,23 @@ impl Severity {
 #[derive(Debug, Default)]
 pub struct RequestLogs {
     records: Mutex<Vec<Record>>,
+    /// The active span's id as a big-endian number; 0 for none (span ids are never 0).
+    active_span: AtomicU64,
 }
 
 impl RequestLogs {
+    /// Sets the span that lines logged from now on belong to (Kong's active span).
+    pub fn set_active_span(&self, span_id: Option<[u8; 8]>) {
+        let id = span_id.map_or(0, u64::from_be_bytes);
+        self.active_span.store(id, Ordering::Relaxed);
+    }
+
+    /// The active span, if one is set.
+    pub fn active_span(&self) -> Option<[u8; 8]> {
+        let id = self.active_span.load(Ordering::Relaxed);
+        (id != 0).then(|| id.to_be_bytes())
+    }
+
     /// Takes the records captured so far.
     pub fn take(&self) -> Vec<Record> {
         self.records
@@ -256,8 +273,15 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
             file: meta.file().unwrap_or_default(),
             line: meta.line().unwrap_or(0),
             target: meta.target(),
+            span_id: None,
         };
-        let in_request = REQUEST.try_with(|logs| push(&logs.records, record.clone()));
+        let in_request = REQUEST.try_with(|logs| {
+            let record = Record {
+                span_id: logs.active_span(),
+                ..record.clone()
+            };
+            push(&logs.records, record);
+        });
         if in_request.is_err() {
             push(&WORKER, record);
             WORKER_PENDING.store(true, Ordering::Release);

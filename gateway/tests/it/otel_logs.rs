@@ -362,3 +362,102 @@ async fn lines_below_log_level_are_not_exported() {
     }
     gw.shutdown().await;
 }
+
+/// A request-scoped record carries the span active when its line was logged (Kong's
+/// `kong.tracing.active_span()`, spec §8.8): the plugin's access span for the plugin's own
+/// warning about a malformed `traceparent`, the `kong` span for the proxy's line about a
+/// failed upstream try; both with the request's trace id.
+#[tokio::test]
+async fn request_records_carry_the_span_active_when_they_were_logged() {
+    capture();
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (sink_addr, mut rx) = sink().await;
+    let (traces_addr, mut traces) = crate::opentelemetry::sink(0).await;
+    let upstream = echo_server("coupon").await;
+    let dead = closed_port().await;
+    let yaml = config(sink_addr, upstream.addr, dead, "logs-c.invalid")
+        .replace(
+            "    logs_endpoint:",
+            &format!("    traces_endpoint: http://{traces_addr}/v1/traces\n    logs_endpoint:"),
+        )
+        .replace(
+            "      inject: [w3c]",
+            "      extract: [w3c]\n      inject: [w3c]",
+        );
+    let gw = gateway(
+        &yaml,
+        &[
+            ("KONG_LOG_LEVEL", "debug"),
+            ("KONG_TRACING_INSTRUMENTATIONS", "all"),
+            ("KONG_TRACING_SAMPLING_RATE", "1.0"),
+        ],
+    )
+    .await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    let reply = get(
+        &format!("{proxy}/down"),
+        &[("traceparent", "00-not-a-trace")],
+    )
+    .await;
+    assert_eq!(reply.status, 502);
+    let request_id = reply.header("x-kong-request-id").unwrap().to_owned();
+    let trace_id = reply.header("x-trace-id").unwrap().to_owned();
+
+    // The request's records, until both lines are there.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut records: Vec<LogRecord> = Vec::new();
+    let has = |records: &[LogRecord], text: &str| records.iter().any(|r| body(r).contains(text));
+    let warning = "invalid W3C traceparent header; ignoring.";
+    while !(has(&records, warning) && has(&records, "upstream try failed")) {
+        let Some(export) = next(&mut rx, deadline).await else {
+            continue;
+        };
+        records.extend(
+            export.request.resource_logs[0].scope_logs[0]
+                .log_records
+                .iter()
+                .filter(|r| {
+                    matches!(attr(r, "request.id"), Some(Any::StringValue(id)) if *id == request_id)
+                })
+                .cloned(),
+        );
+    }
+
+    // The request's spans as exported.
+    let mut spans = Vec::new();
+    while !["kong", "kong.access.plugin.opentelemetry"]
+        .iter()
+        .all(|name| spans.iter().any(|(n, _): &(String, String)| n == name))
+    {
+        let export = tokio::time::timeout(Duration::from_secs(20), traces.recv())
+            .await
+            .expect("no span export within 20 s")
+            .expect("sink closed");
+        for span in &export.request.resource_spans[0].scope_spans[0].spans {
+            if hex(&span.trace_id) == trace_id {
+                spans.push((span.name.clone(), hex(&span.span_id)));
+            }
+        }
+    }
+    let span_of = |name: &str| {
+        spans
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| id.clone())
+            .unwrap()
+    };
+    let record_of = |text: &str| records.iter().find(|r| body(r).contains(text)).unwrap();
+
+    let warned = record_of(warning);
+    assert_eq!(warned.severity_text, "WARN");
+    assert_eq!(hex(&warned.trace_id), trace_id);
+    assert_eq!(
+        hex(&warned.span_id),
+        span_of("kong.access.plugin.opentelemetry")
+    );
+    let failed = record_of("upstream try failed");
+    assert_eq!(hex(&failed.trace_id), trace_id);
+    assert_eq!(hex(&failed.span_id), span_of("kong"));
+    assert_ne!(warned.span_id, failed.span_id);
+    gw.shutdown().await;
+}

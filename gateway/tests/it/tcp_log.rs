@@ -332,3 +332,44 @@ async fn request_and_response_sizes_are_the_bytes_on_the_wire() {
     }
     gw.shutdown().await;
 }
+
+/// Plain connections are pooled too: after the first request opens one, each line is written
+/// on it whole, in request order, and the listener sees a single connection.
+#[tokio::test]
+async fn plain_lines_reuse_one_pooled_connection_whole_and_in_order() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut conn = 0;
+        while let Ok((stream, _)) = l.accept().await {
+            conn += 1;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tx.send((conn, line)).ok();
+                }
+            });
+        }
+    });
+    let upstream = echo_server("coupon").await;
+    let gw = gateway(&yaml(upstream.addr, port, false), &[]).await;
+    let proxy = format!("http://{}", gw.proxy[0]);
+    for i in 0..20 {
+        let reply = get(&format!("{proxy}/coupon/{i}"), &[]).await;
+        assert_eq!(reply.status, 200);
+        let (conn, line) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("no log line within 20 s")
+            .unwrap();
+        assert_eq!(conn, 1, "line {i} came on a new connection");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["request"]["uri"], format!("/coupon/{i}"));
+        assert_eq!(
+            v["request"]["id"],
+            reply.header("x-kong-request-id").unwrap()
+        );
+    }
+    gw.shutdown().await;
+}

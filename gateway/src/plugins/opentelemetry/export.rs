@@ -12,11 +12,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 use super::queue::Sender;
@@ -28,6 +26,8 @@ pub struct Endpoint {
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
     resource: OnceLock<Resource>,
+    /// `resource` encoded, for span batches.
+    resource_bytes: OnceLock<Bytes>,
     resource_attributes: Vec<(String, String)>,
 }
 
@@ -93,6 +93,7 @@ impl Endpoint {
             headers,
             timeout: Duration::from_millis(send_timeout + read_timeout),
             resource: OnceLock::new(),
+            resource_bytes: OnceLock::new(),
             resource_attributes,
         }
     }
@@ -100,7 +101,10 @@ impl Endpoint {
     /// Sets the resource once: Kong's defaults (`service.name`, `service.instance.id`,
     /// `service.version`) with the configured attributes merged over them.
     pub fn init_resource(&self, node_id: &str) {
-        self.resource.get_or_init(|| {
+        if self.resource.get().is_some() {
+            return;
+        }
+        let resource = self.resource.get_or_init(|| {
             let mut attrs = vec![
                 ("service.name".to_owned(), "kong".to_owned()),
                 ("service.instance.id".to_owned(), node_id.to_owned()),
@@ -117,6 +121,8 @@ impl Endpoint {
                 ..Resource::default()
             }
         });
+        self.resource_bytes
+            .get_or_init(|| Bytes::from(resource.encode_to_vec()));
     }
 
     /// `POST`s one encoded request; `Ok` only on status 200.
@@ -164,21 +170,11 @@ fn scope() -> InstrumentationScope {
 pub struct TraceSender(pub Endpoint);
 
 impl Sender for TraceSender {
-    type Item = Span;
+    /// One span encoded as a `ScopeSpans.spans` field ([`super::encode::span`]).
+    type Item = Bytes;
 
-    fn encode(&self, batch: Vec<Span>) -> Bytes {
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: self.0.resource.get().cloned(),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(scope()),
-                    spans: batch,
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            }],
-        };
-        Bytes::from(request.encode_to_vec())
+    fn encode(&self, batch: Vec<Bytes>) -> Bytes {
+        super::encode::traces_request(self.0.resource_bytes.get().map(|b| &b[..]), &batch)
     }
 
     async fn send(&self, body: Bytes) -> Result<(), String> {

@@ -17,7 +17,8 @@ use crate::observability::logs::Record;
 pub struct TraceContext {
     /// The request's (possibly extracted) trace id.
     pub trace_id: [u8; 16],
-    /// The span active while the line was logged; `None` when tracing is off.
+    /// The `kong` span, for lines logged before a span was active; `None` when tracing is
+    /// off.
     pub span_id: Option<[u8; 8]>,
     /// W3C trace flags (sampled bit).
     pub flags: u32,
@@ -57,8 +58,9 @@ pub fn log_record(record: Record, request: Option<RequestScope<'_>>) -> LogRecor
         attributes,
         flags: trace.map_or(0, |t| t.flags),
         trace_id: trace.map(|t| t.trace_id.to_vec()).unwrap_or_default(),
+        // The span active when the line was logged (Kong's `kong.tracing.active_span()`).
         span_id: trace
-            .and_then(|t| t.span_id)
+            .and_then(|t| t.span_id.map(|root| record.span_id.unwrap_or(root)))
             .map(|s| s.to_vec())
             .unwrap_or_default(),
         ..LogRecord::default()

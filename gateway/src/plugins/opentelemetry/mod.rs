@@ -25,6 +25,7 @@
 //! logs queue drops new records when full.
 
 pub mod config;
+pub mod encode;
 pub mod export;
 pub mod logs;
 pub mod propagation;
@@ -34,14 +35,12 @@ mod tests;
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::trace::v1::span::Event;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
-use opentelemetry_proto::tonic::trace::v1::{Span, Status};
+use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
 use self::config::{Effective, OtelConfig};
-use self::export::{double_kv, int_kv, string_kv, Endpoint, LogSender, TraceSender};
+use self::encode::{Kind, SpanHead, Value as Attr};
+use self::export::{Endpoint, LogSender, TraceSender};
 use self::propagation::Outgoing;
 use self::queue::Queue;
 use super::{Exit, Factory, Plugin};
@@ -86,9 +85,30 @@ pub struct TraceState {
     /// Sampling decision.
     pub sampled: bool,
     /// Finished child spans, in creation order.
-    pub spans: Vec<Span>,
+    pub spans: Vec<ChildSpan>,
     /// ns when routing began (end of rewrite).
     router_start: Option<u64>,
+    /// The id the `kong.router` span gets (active while routing).
+    router_span_id: [u8; 8],
+}
+
+/// A span finished before the log phase, kept until the log phase encodes it.
+#[derive(Debug, Clone)]
+pub struct ChildSpan {
+    /// Its id.
+    pub span_id: [u8; 8],
+    /// Its name.
+    pub name: &'static str,
+    /// Its kind.
+    pub kind: Kind,
+    /// Unix ns.
+    pub start: u64,
+    /// Unix ns.
+    pub end: u64,
+    /// Status ERROR.
+    pub error: bool,
+    /// The resolution of a `kong.dns` span.
+    pub dns: Option<DnsQuery>,
 }
 
 /// One plugin instance.
@@ -156,48 +176,56 @@ fn tracing_on(ctx: &RequestContext) -> bool {
         .is_some_and(|c| !c.tracing_instrumentations.is_empty())
 }
 
-fn internal_span(state: &TraceState, name: &str, start: u64, end: u64) -> Span {
-    Span {
-        trace_id: state.trace_id.to_vec(),
-        span_id: span_id().to_vec(),
-        parent_span_id: state.root_span_id.to_vec(),
-        name: name.to_owned(),
-        kind: SpanKind::Internal as i32,
-        start_time_unix_nano: start,
-        end_time_unix_nano: end,
-        status: Some(Status::default()),
-        ..Span::default()
+fn internal_span(name: &'static str, span_id: [u8; 8], start: u64, end: u64) -> ChildSpan {
+    ChildSpan {
+        span_id,
+        name,
+        kind: Kind::Internal,
+        start,
+        end,
+        error: false,
+        dns: None,
     }
 }
 
-/// The `kong.dns` span of one resolution (CLIENT; on failure ERROR with an `exception`
-/// event).
-fn dns_span(state: &TraceState, query: &DnsQuery) -> Span {
-    let mut span = internal_span(state, "kong.dns", query.start_ns, query.end_ns);
-    span.kind = SpanKind::Client as i32;
-    span.attributes = vec![
-        string_kv("dns.record.domain", &query.domain),
-        double_kv("dns.record.port", f64::from(query.port)),
-    ];
-    match (&query.ip, &query.error) {
-        (Some(ip), _) => span.attributes.push(string_kv("dns.record.ip", ip)),
-        (None, error) => {
-            span.status = Some(Status {
-                code: StatusCode::Error as i32,
-                ..Status::default()
-            });
-            span.events.push(Event {
-                time_unix_nano: query.end_ns,
-                name: "exception".to_owned(),
-                attributes: vec![string_kv(
-                    "exception.message",
-                    error.as_deref().unwrap_or("dns resolution failed"),
-                )],
-                ..Event::default()
-            });
-        }
+/// Marks `span_id` as the request's active span: log lines captured from now on carry it.
+fn activate(ctx: &RequestContext, span_id: [u8; 8]) {
+    if let Some(logs) = &ctx.logs {
+        logs.set_active_span(Some(span_id));
     }
-    span
+}
+
+/// Appends one encoded span whose parent is the `kong` span.
+fn write_child(out: &mut BytesMut, state: &TraceState, span: &ChildSpan) {
+    let head = SpanHead {
+        trace_id: &state.trace_id,
+        span_id: &span.span_id,
+        parent: Some(&state.root_span_id),
+        name: span.name,
+        kind: span.kind,
+        start: span.start,
+        end: span.end,
+        error: span.error,
+    };
+    encode::span(out, &head, |body| {
+        let Some(query) = &span.dns else {
+            return;
+        };
+        // The `kong.dns` span of one resolution: on failure an `exception` event.
+        body.attribute("dns.record.domain", Attr::Str(&query.domain));
+        body.attribute("dns.record.port", Attr::Double(f64::from(query.port)));
+        match &query.ip {
+            Some(ip) => body.attribute("dns.record.ip", Attr::Str(ip)),
+            None => body.event(
+                query.end_ns,
+                "exception",
+                &[(
+                    "exception.message",
+                    query.error.as_deref().unwrap_or("dns resolution failed"),
+                )],
+            ),
+        }
+    });
 }
 
 impl OpenTelemetry {
@@ -323,6 +351,7 @@ impl OpenTelemetry {
             sampled: tracing_on(ctx) && sample(&trace_id, rate),
             spans: Vec::new(),
             router_start: None,
+            router_span_id: [0; 8],
         }
     }
 
@@ -390,91 +419,90 @@ impl OpenTelemetry {
         }
     }
 
-    fn root_span(ctx: &RequestContext, state: &TraceState, end: u64) -> Span {
-        let host = &ctx.host;
+    fn write_root(out: &mut BytesMut, ctx: &RequestContext, state: &TraceState, end: u64) {
         let route_path = ctx
             .route
             .as_ref()
             .and_then(|r| r.paths.as_ref())
-            .and_then(|p| p.first().cloned())
-            .unwrap_or_default();
+            .and_then(|p| p.first())
+            .map_or("", String::as_str);
         let flavor = match ctx.version {
             http::Version::HTTP_10 => "1.0",
             http::Version::HTTP_2 => "2.0",
             _ => "1.1",
         };
-        Span {
-            trace_id: state.trace_id.to_vec(),
-            span_id: state.root_span_id.to_vec(),
-            parent_span_id: state.parent_id.map(|p| p.to_vec()).unwrap_or_default(),
-            name: "kong".to_owned(),
-            kind: SpanKind::Server as i32,
-            start_time_unix_nano: ctx.started_at * 1_000_000,
-            end_time_unix_nano: end,
-            attributes: vec![
-                string_kv("http.method", &ctx.method),
-                string_kv("http.url", &format!("{}://{host}{}", ctx.scheme, ctx.uri)),
-                string_kv("http.host", host),
-                string_kv("http.scheme", ctx.scheme),
-                string_kv("http.flavor", flavor),
-                string_kv("http.client_ip", &ctx.client_ip),
-                string_kv("net.peer.ip", &ctx.peer.ip().to_string()),
-                string_kv("kong.request.id", &ctx.request_id),
-                int_kv("http.status_code", i64::from(ctx.status)),
-                string_kv("http.route", &route_path),
-            ],
-            status: Some(Status::default()),
-            ..Span::default()
-        }
+        let head = SpanHead {
+            trace_id: &state.trace_id,
+            span_id: &state.root_span_id,
+            parent: state.parent_id.as_ref(),
+            name: "kong",
+            kind: Kind::Server,
+            start: ctx.started_at * 1_000_000,
+            end,
+            error: false,
+        };
+        let peer_ip = crate::proxy::context::ip_text(ctx.peer.ip());
+        encode::span(out, &head, |b| {
+            b.attribute("http.method", Attr::Str(&ctx.method));
+            b.attribute(
+                "http.url",
+                Attr::Concat(&[ctx.scheme, "://", &ctx.host, &ctx.uri]),
+            );
+            b.attribute("http.host", Attr::Str(&ctx.host));
+            b.attribute("http.scheme", Attr::Str(ctx.scheme));
+            b.attribute("http.flavor", Attr::Str(flavor));
+            b.attribute("http.client_ip", Attr::Str(&ctx.client_ip));
+            b.attribute("net.peer.ip", Attr::Str(&peer_ip));
+            b.attribute("kong.request.id", Attr::Str(&ctx.request_id));
+            b.attribute("http.status_code", Attr::Int(i64::from(ctx.status)));
+            b.attribute("http.route", Attr::Str(route_path));
+        });
     }
 
-    fn balancer_spans(ctx: &RequestContext, state: &TraceState, end: u64) -> Vec<Span> {
-        let peer_name = ctx
-            .service
-            .as_ref()
-            .map(|s| s.host.clone())
-            .unwrap_or_default();
+    /// One `kong.balancer` span per try, each ended when the next starts; the last one
+    /// has the id injected upstream.
+    fn write_balancer(
+        out: &mut BytesMut,
+        ends: &mut Vec<usize>,
+        ctx: &RequestContext,
+        state: &TraceState,
+        end: u64,
+    ) {
+        let peer_name = ctx.service.as_ref().map_or("", |s| s.host.as_str());
         let count = ctx.tries.len();
-        ctx.tries
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let last = i + 1 == count;
-                let id = match state.balancer_span_id {
-                    Some(id) if last => id,
-                    _ => span_id(),
-                };
-                let start = t.balancer_start * 1_000_000;
-                let span_end = if last {
-                    end
-                } else {
-                    ctx.tries[i + 1].balancer_start * 1_000_000
-                };
-                let mut attributes = vec![
-                    double_kv("try_count", (i + 1) as f64),
-                    string_kv("net.peer.ip", &t.ip),
-                    double_kv("net.peer.port", f64::from(t.port)),
-                    string_kv("net.peer.name", &peer_name),
-                ];
-                let mut status = Status::default();
+        for (i, t) in ctx.tries.iter().enumerate() {
+            let last = i + 1 == count;
+            let id = match state.balancer_span_id {
+                Some(id) if last => id,
+                _ => span_id(),
+            };
+            let start = t.balancer_start * 1_000_000;
+            let span_end = if last {
+                end
+            } else {
+                ctx.tries[i + 1].balancer_start * 1_000_000
+            };
+            let head = SpanHead {
+                trace_id: &state.trace_id,
+                span_id: &id,
+                parent: Some(&state.root_span_id),
+                name: "kong.balancer",
+                kind: Kind::Client,
+                start,
+                end: span_end.max(start),
+                error: t.code.is_some(),
+            };
+            encode::span(out, &head, |b| {
+                b.attribute("try_count", Attr::Double((i + 1) as f64));
+                b.attribute("net.peer.ip", Attr::Str(&t.ip));
+                b.attribute("net.peer.port", Attr::Double(f64::from(t.port)));
+                b.attribute("net.peer.name", Attr::Str(peer_name));
                 if let Some(code) = t.code {
-                    attributes.push(int_kv("http.status_code", i64::from(code)));
-                    status.code = StatusCode::Error as i32;
+                    b.attribute("http.status_code", Attr::Int(i64::from(code)));
                 }
-                Span {
-                    trace_id: state.trace_id.to_vec(),
-                    span_id: id.to_vec(),
-                    parent_span_id: state.root_span_id.to_vec(),
-                    name: "kong.balancer".to_owned(),
-                    kind: SpanKind::Client as i32,
-                    start_time_unix_nano: start,
-                    end_time_unix_nano: span_end.max(start),
-                    attributes,
-                    status: Some(status),
-                    ..Span::default()
-                }
-            })
-            .collect()
+            });
+            ends.push(out.len());
+        }
     }
 }
 
@@ -511,6 +539,16 @@ impl Plugin for OpenTelemetry {
         if ctx.trace.is_none() {
             let mut state = self.fresh_state(ctx);
             state.router_start = Some(now_ns());
+            if tracing_on(ctx) {
+                // Routing runs next: the router span is the active one until access.
+                let active = if instrumented(ctx, "router") {
+                    state.router_span_id = span_id();
+                    state.router_span_id
+                } else {
+                    state.root_span_id
+                };
+                activate(ctx, active);
+            }
             ctx.trace = Some(Box::new(state));
         }
         None
@@ -524,14 +562,22 @@ impl Plugin for OpenTelemetry {
         };
         if let Some(router_start) = state.router_start.take() {
             if instrumented(ctx, "router") {
-                let span = internal_span(&state, "kong.router", router_start, start);
+                let span = internal_span("kong.router", state.router_span_id, router_start, start);
                 state.spans.push(span);
             }
         }
+        let tracing = tracing_on(ctx);
+        let access = (tracing && instrumented(ctx, "plugin_access")).then(span_id);
+        if tracing {
+            activate(ctx, access.unwrap_or(state.root_span_id));
+        }
         self.propagate(ctx, &mut state);
-        if instrumented(ctx, "plugin_access") {
-            let span = internal_span(&state, "kong.access.plugin.opentelemetry", start, now_ns());
+        if let Some(id) = access {
+            let span = internal_span("kong.access.plugin.opentelemetry", id, start, now_ns());
             state.spans.push(span);
+        }
+        if tracing {
+            activate(ctx, state.root_span_id);
         }
         ctx.trace = Some(Box::new(state));
         None
@@ -539,17 +585,30 @@ impl Plugin for OpenTelemetry {
 
     fn header_filter(&self, ctx: &mut RequestContext, headers: &mut http::HeaderMap) {
         let start = now_ns();
-        let on = instrumented(ctx, "plugin_header_filter");
+        let tracing = tracing_on(ctx);
+        let on = tracing && instrumented(ctx, "plugin_header_filter");
         let dns = instrumented(ctx, "dns_query");
         let queries = std::mem::take(&mut ctx.dns_queries);
+        let header_filter = on.then(span_id);
+        if let (Some(id), Some(logs)) = (header_filter, &ctx.logs) {
+            logs.set_active_span(Some(id));
+        }
+        let logs = &ctx.logs;
         let Some(state) = ctx.trace.as_mut() else {
             return;
         };
         if dns {
             // The balancer's resolutions ran between access and header_filter.
-            for query in &queries {
-                let span = dns_span(state, query);
-                state.spans.push(span);
+            for query in queries {
+                state.spans.push(ChildSpan {
+                    span_id: span_id(),
+                    name: "kong.dns",
+                    kind: Kind::Client,
+                    start: query.start_ns,
+                    end: query.end_ns,
+                    error: query.ip.is_none(),
+                    dns: Some(query),
+                });
             }
         }
         if let Some(name) = &self.conf.http_response_header_for_traceid {
@@ -560,14 +619,17 @@ impl Plugin for OpenTelemetry {
                 headers.insert(n, v);
             }
         }
-        if on {
+        if let Some(id) = header_filter {
             let span = internal_span(
-                state,
                 "kong.header_filter.plugin.opentelemetry",
+                id,
                 start,
                 now_ns(),
             );
             state.spans.push(span);
+        }
+        if let (true, Some(logs)) = (tracing, logs) {
+            logs.set_active_span(Some(state.root_span_id));
         }
     }
 
@@ -578,6 +640,8 @@ impl Plugin for OpenTelemetry {
 }
 
 impl OpenTelemetry {
+    /// Encodes the request's spans into one buffer and queues each as an entry (Kong queues
+    /// spans one by one).
     fn export_spans(&self, ctx: &RequestContext) {
         let (Some(queue), Some(state)) = (&self.queue, ctx.trace.as_deref()) else {
             return;
@@ -589,30 +653,43 @@ impl OpenTelemetry {
         if let Some(conf) = &ctx.conf {
             queue.sender().0.init_resource(&conf.node_id);
         }
-        let mut spans = Vec::with_capacity(state.spans.len() + 1 + ctx.tries.len());
-        spans.push(Self::root_span(ctx, state, end));
-        spans.extend(state.spans.iter().cloned());
+        let count = state.spans.len() + 2 + ctx.tries.len();
+        let mut out = BytesMut::with_capacity(256 * count);
+        let mut ends = Vec::with_capacity(count);
+        Self::write_root(&mut out, ctx, state, end);
+        ends.push(out.len());
         if let Some(router_start) = state.router_start {
             if instrumented(ctx, "router") {
+                // Access never ran: the router span ends where Kong's processing did.
                 let mut span = internal_span(
-                    state,
                     "kong.router",
+                    state.router_span_id,
                     router_start,
                     end.min((ctx.started_at + ctx.latencies.kong) * 1_000_000)
                         .max(router_start),
                 );
-                if ctx.route.is_none() {
-                    span.status = Some(Status {
-                        code: StatusCode::Error as i32,
-                        ..Status::default()
-                    });
-                }
-                spans.insert(1, span);
+                span.error = ctx.route.is_none();
+                write_child(&mut out, state, &span);
+                ends.push(out.len());
             }
         }
-        if instrumented(ctx, "balancer") {
-            spans.extend(Self::balancer_spans(ctx, state, end));
+        for span in &state.spans {
+            write_child(&mut out, state, span);
+            ends.push(out.len());
         }
-        queue.push_all(spans);
+        if instrumented(ctx, "balancer") {
+            Self::write_balancer(&mut out, &mut ends, ctx, state, end);
+        }
+        let all: Bytes = out.freeze();
+        let mut from = 0;
+        let entries = ends
+            .into_iter()
+            .map(|to| {
+                let entry = all.slice(from..to);
+                from = to;
+                entry
+            })
+            .collect();
+        queue.push_all(entries);
     }
 }

@@ -109,31 +109,51 @@ fn span_hex(s: &str) -> Option<[u8; 8]> {
 
 /// Lowercase hex of a byte slice.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        write!(s, "{b:02x}").ok();
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
 }
 
+/// `traceparent`; an invalid one is ignored with Kong's warning naming what is wrong.
 fn w3c(headers: &HeaderMap) -> Option<Extracted> {
-    let value = get(headers, "traceparent")?;
+    let value = get(headers, "traceparent").filter(|v| !v.is_empty())?;
+    match parse_traceparent(value) {
+        Ok(extracted) => Some(extracted),
+        Err(what) => {
+            tracing::warn!("invalid W3C {what}; ignoring.");
+            None
+        }
+    }
+}
+
+/// Kong's checks in Kong's order (kong/observability/tracing/propagation/extractors/w3c.lua):
+/// four hex fields, version `00`, then the trace id, parent id and flags.
+fn parse_traceparent(value: &str) -> Result<Extracted, &'static str> {
     let parts: Vec<&str> = value.trim().split('-').collect();
-    if parts.len() < 4 || parts[0] != "00" || parts.len() != 4 {
-        return None;
+    if parts.len() != 4 || !parts.iter().all(|p| is_hex(p)) {
+        return Err("traceparent header");
     }
-    let (trace, span, flags) = (parts[1], parts[2], parts[3]);
-    if trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
-        return None;
+    let (version, trace, span, flags) = (parts[0], parts[1], parts[2], parts[3]);
+    if version != "00" {
+        return Err("Trace Context version");
     }
-    let (trace_id, _) = trace_hex(trace, &[32])?;
-    let span_id = span_hex(span)?;
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    if trace_id == [0; 16] || span_id == [0; 8] {
-        return None;
-    }
-    Some(Extracted {
+    let trace_id = match trace_hex(trace, &[32]) {
+        Some((id, _)) if trace.len() == 32 && id != [0; 16] => id,
+        _ => return Err("trace context trace ID"),
+    };
+    let span_id = match span_hex(span) {
+        Some(id) if span.len() == 16 && id != [0; 8] => id,
+        _ => return Err("trace context parent ID"),
+    };
+    let flags = match u8::from_str_radix(flags, 16) {
+        Ok(f) if flags.len() == 2 => f,
+        _ => return Err("trace context flags"),
+    };
+    Ok(Extracted {
         format: "w3c",
         trace_id: Some(trace_id),
         trace_id_len: 16,
@@ -404,6 +424,9 @@ fn has_field(e: &Extracted) -> bool {
 
 /// Runs the extractors in order; the first that finds a context wins.
 pub fn extract(headers: &HeaderMap, order: &[String]) -> Option<Extracted> {
+    if !headers.keys().any(|k| read_by_extractors(k.as_str())) {
+        return None;
+    }
     order.iter().find_map(|name| {
         let found = match name.as_str() {
             "w3c" => w3c(headers),
@@ -419,12 +442,64 @@ pub fn extract(headers: &HeaderMap, order: &[String]) -> Option<Extracted> {
     })
 }
 
+/// Whether an extractor reads the header `name`: a request without any of them carries no
+/// context, and its headers need not be looked up one by one.
+fn read_by_extractors(name: &str) -> bool {
+    matches!(
+        name,
+        "traceparent"
+            | "tracestate"
+            | "b3"
+            | "x-b3-traceid"
+            | "x-b3-spanid"
+            | "x-b3-sampled"
+            | "x-b3-flags"
+            | "uber-trace-id"
+            | "ot-tracer-traceid"
+            | "ot-tracer-spanid"
+            | "ot-tracer-sampled"
+            | "x-datadog-trace-id"
+            | "x-datadog-parent-id"
+            | "x-datadog-sampling-priority"
+            | "x-amzn-trace-id"
+            | "x-cloud-trace-context"
+    ) || name.starts_with("uberctx-")
+        || name.starts_with("ot-baggage-")
+}
+
+/// The injected header names, parsed at compile time.
+static INJECTED: [HeaderName; 19] = [
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("x-b3-traceid"),
+    HeaderName::from_static("x-b3-spanid"),
+    HeaderName::from_static("x-b3-parentspanid"),
+    HeaderName::from_static("x-b3-flags"),
+    HeaderName::from_static("x-b3-sampled"),
+    HeaderName::from_static("b3"),
+    HeaderName::from_static("uber-trace-id"),
+    HeaderName::from_static("ot-tracer-traceid"),
+    HeaderName::from_static("ot-tracer-spanid"),
+    HeaderName::from_static("ot-tracer-sampled"),
+    HeaderName::from_static("x-datadog-trace-id"),
+    HeaderName::from_static("x-datadog-parent-id"),
+    HeaderName::from_static("x-datadog-sampling-priority"),
+    HeaderName::from_static("x-amzn-trace-id"),
+    HeaderName::from_static("x-cloud-trace-context"),
+    HeaderName::from_static("x-instana-t"),
+    HeaderName::from_static("x-instana-s"),
+    HeaderName::from_static("x-instana-l"),
+];
+
 fn set(headers: &mut HeaderMap, name: &str, value: String) {
-    if let (Ok(n), Ok(v)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(&value),
-    ) {
-        headers.insert(n, v);
+    let name = match INJECTED.iter().find(|n| n.as_str() == name) {
+        Some(known) => known.clone(),
+        None => match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(n) => n,
+            Err(_) => return,
+        },
+    };
+    if let Ok(v) = HeaderValue::try_from(value) {
+        headers.insert(name, v);
     }
 }
 
@@ -455,7 +530,11 @@ pub fn inject(
         "w3c" => {
             let flags = if ctx.sampled { "01" } else { "00" };
             let trace = hex(&ctx.trace_id);
-            set(headers, "traceparent", format!("00-{trace}-{span}-{flags}"));
+            let mut value = String::with_capacity(55);
+            for part in ["00-", &trace, "-", &span, "-", flags] {
+                value.push_str(part);
+            }
+            set(headers, "traceparent", value);
             Some(trace)
         }
         "b3" => {

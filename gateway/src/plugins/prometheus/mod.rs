@@ -10,11 +10,14 @@
 //!     bandwidth_metrics: true
 //! ```
 //!
-//! Counters live in one node-wide store (Kong keeps them in a shared dict per node); every
-//! flag defaults to false, so a bare plugin exports only the node-level gauges.
+//! Counters live in one node-wide store (Kong keeps them in a shared dict per node), each
+//! series with a slot per worker shard; a worker resolves a route's series once
+//! (`series`), so a request only adds to atomics. Every flag defaults to false, so a bare
+//! plugin exports only the node-level gauges.
 
 pub mod health;
 pub mod registry;
+pub mod series;
 #[cfg(test)]
 mod tests;
 
@@ -24,7 +27,7 @@ use std::sync::{Arc, LazyLock};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use self::registry::{Line, Metrics, KONG_BUCKETS, UPSTREAM_BUCKETS};
+use self::registry::{Line, Metrics};
 use super::{Factory, Plugin};
 use crate::proxy::context::RequestContext;
 use crate::state::Shared;
@@ -182,55 +185,24 @@ impl Plugin for Prometheus {
         if !(c.status_code_metrics || c.latency_metrics || c.bandwidth_metrics) {
             return;
         }
-        let service = ctx
-            .service
-            .as_ref()
-            .map(|s| s.name.clone().unwrap_or_else(|| s.host.clone()))
-            .unwrap_or_default();
-        let route_name = route.name.as_deref().unwrap_or(&route.id);
-        let workspace = "default";
-        let consumer = "";
         let m = &*METRICS;
-        if c.status_code_metrics {
-            let code = ctx.status.to_string();
-            let source = if ctx.source == "upstream" {
-                "service"
-            } else {
-                "kong"
-            };
-            Metrics::add(
-                &m.requests,
-                &[&service, route_name, &code, source, workspace, consumer],
-                1,
-            );
-        }
-        if c.latency_metrics {
-            let labels = [service.as_str(), route_name, workspace];
-            Metrics::observe(&m.kong_latency, KONG_BUCKETS, &labels, ctx.latencies.kong);
-            if let Some(proxy) = ctx.latencies.proxy {
-                Metrics::observe(&m.upstream_latency, UPSTREAM_BUCKETS, &labels, proxy);
+        series::with(route, ctx.service.as_ref(), |series| {
+            if c.status_code_metrics {
+                let source = if ctx.source == "upstream" {
+                    "service"
+                } else {
+                    "kong"
+                };
+                series.request(m, ctx.status, source);
             }
-            Metrics::observe(
-                &m.request_latency,
-                UPSTREAM_BUCKETS,
-                &labels,
-                ctx.latencies.request,
-            );
-        }
-        if c.bandwidth_metrics {
-            for (direction, size) in [
-                ("ingress", request_size(ctx)),
-                ("egress", response_size(ctx)),
-            ] {
-                if size > 0 {
-                    Metrics::add(
-                        &m.bandwidth,
-                        &[&service, route_name, direction, workspace, consumer],
-                        size,
-                    );
-                }
+            if c.latency_metrics {
+                let l = &ctx.latencies;
+                series.latencies(m, l.kong, l.proxy, l.request);
             }
-        }
+            if c.bandwidth_metrics {
+                series.bandwidth(m, request_size(ctx), response_size(ctx));
+            }
+        });
     }
 }
 

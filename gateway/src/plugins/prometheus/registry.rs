@@ -1,12 +1,61 @@
-//! The node-wide metric store: series are created once behind sharded read-write locks, then
-//! counted with atomics (a request takes only read locks and atomic adds).
+//! The node-wide metric store: series are created once behind sharded read-write locks and
+//! then counted with atomics. Each series keeps one cache-line-aligned slot per worker shard
+//! ([`worker_shard`]), so workers counting the same series do not contend; `/metrics` sums
+//! the slots.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 const SHARDS: usize = 16;
+
+/// Counting slots per series: worker threads are spread over them round-robin.
+pub const WORKER_SHARDS: usize = 8;
+
+/// The most buckets of a histogram (+Inf included): [`KONG_BUCKETS`] has the most bounds.
+const MAX_BUCKETS: usize = KONG_BUCKETS.len() + 1;
+
+/// The calling thread's counting slot, assigned on its first use.
+pub fn worker_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % WORKER_SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+/// One counter slot on its own cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Slot(AtomicU64);
+
+/// A counter series: one slot per worker shard.
+#[derive(Debug, Default)]
+pub struct Counter {
+    slots: [Slot; WORKER_SHARDS],
+}
+
+impl Counter {
+    /// Adds `n` in the calling worker's slot.
+    pub fn add(&self, n: u64) {
+        self.slots[worker_shard()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The total over all slots.
+    pub fn get(&self) -> u64 {
+        self.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// One worker shard of a histogram: per-bucket (not cumulative) counts, count, sum.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct HistogramSlot {
+    buckets: [AtomicU64; MAX_BUCKETS],
+    count: AtomicU64,
+    sum: AtomicU64,
+}
 
 /// Buckets of `kong_kong_latency_ms`.
 pub const KONG_BUCKETS: &[u64] = &[
@@ -17,33 +66,50 @@ pub const UPSTREAM_BUCKETS: &[u64] = &[
     25, 50, 80, 100, 250, 400, 700, 1000, 2000, 5000, 10000, 30000, 60000,
 ];
 
-/// One histogram series: cumulative bucket counts (+Inf last), count, sum.
+/// One histogram series: bucket counts (+Inf last), count and sum per worker shard.
 #[derive(Debug)]
 pub struct Histogram {
     bounds: &'static [u64],
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    sum: AtomicU64,
+    slots: Box<[HistogramSlot; WORKER_SHARDS]>,
 }
 
 impl Histogram {
     fn new(bounds: &'static [u64]) -> Self {
         Self {
             bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum: AtomicU64::new(0),
+            slots: Box::default(),
         }
     }
 
-    /// Records one value: every bucket ≥ value and +Inf.
+    /// Records one value in the first bucket ≥ value (+Inf past the last bound); the
+    /// cumulative counts are summed when printed.
     pub fn observe(&self, value: u64) {
-        let first = self.bounds.partition_point(|b| *b < value);
-        for bucket in &self.buckets[first..] {
-            bucket.fetch_add(1, Ordering::Relaxed);
+        let slot = &self.slots[worker_shard()];
+        let bucket = self.bounds.partition_point(|b| *b < value);
+        if let Some(b) = slot.buckets.get(bucket) {
+            b.fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(value, Ordering::Relaxed);
+        slot.count.fetch_add(1, Ordering::Relaxed);
+        slot.sum.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// Cumulative bucket counts (one per bound, then +Inf), count and sum.
+    pub fn snapshot(&self) -> (Vec<u64>, u64, u64) {
+        let mut buckets = vec![0u64; self.bounds.len() + 1];
+        let (mut count, mut sum) = (0, 0);
+        for slot in self.slots.iter() {
+            for (total, b) in buckets.iter_mut().zip(&slot.buckets) {
+                *total += b.load(Ordering::Relaxed);
+            }
+            count += slot.count.load(Ordering::Relaxed);
+            sum += slot.sum.load(Ordering::Relaxed);
+        }
+        let mut running = 0;
+        for b in &mut buckets {
+            running += *b;
+            *b = running;
+        }
+        (buckets, count, sum)
     }
 }
 
@@ -98,9 +164,9 @@ impl<T> Family<T> {
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// `kong_http_requests_total`: service, route, code, source, workspace, consumer.
-    pub requests: Family<AtomicU64>,
+    pub requests: Family<Counter>,
     /// `kong_bandwidth_bytes`: service, route, direction, workspace, consumer.
-    pub bandwidth: Family<AtomicU64>,
+    pub bandwidth: Family<Counter>,
     /// `kong_kong_latency_ms`: service, route, workspace.
     pub kong_latency: Family<Histogram>,
     /// `kong_upstream_latency_ms`.
@@ -110,10 +176,24 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The counter series for `labels`, created the first time.
+    pub fn counter(family: &Family<Counter>, labels: &[&str]) -> Option<Arc<Counter>> {
+        family.get(labels, Counter::default)
+    }
+
+    /// The histogram series for `labels`, created the first time.
+    pub fn histogram(
+        family: &Family<Histogram>,
+        bounds: &'static [u64],
+        labels: &[&str],
+    ) -> Option<Arc<Histogram>> {
+        family.get(labels, || Histogram::new(bounds))
+    }
+
     /// Adds `n` to a counter series.
-    pub fn add(family: &Family<AtomicU64>, labels: &[&str], n: u64) {
-        if let Some(c) = family.get(labels, || AtomicU64::new(0)) {
-            c.fetch_add(n, Ordering::Relaxed);
+    pub fn add(family: &Family<Counter>, labels: &[&str], n: u64) {
+        if let Some(c) = Self::counter(family, labels) {
+            c.add(n);
         }
     }
 
@@ -124,7 +204,7 @@ impl Metrics {
         labels: &[&str],
         value: u64,
     ) {
-        if let Some(h) = family.get(labels, || Histogram::new(bounds)) {
+        if let Some(h) = Self::histogram(family, bounds, labels) {
             h.observe(value);
         }
     }
@@ -148,16 +228,12 @@ fn labels(names: &[&str], values: &[String]) -> String {
 }
 
 /// The lines of a counter family.
-pub fn counter_lines(name: &str, names: &[&str], family: &Family<AtomicU64>) -> Vec<Line> {
+pub fn counter_lines(name: &str, names: &[&str], family: &Family<Counter>) -> Vec<Line> {
     family
         .all()
         .into_iter()
         .map(|(values, c)| {
-            let text = format!(
-                "{name}{{{}}} {}",
-                labels(names, &values),
-                c.load(Ordering::Relaxed)
-            );
+            let text = format!("{name}{{{}}} {}", labels(names, &values), c.get());
             (text.clone(), text)
         })
         .collect()
@@ -168,8 +244,8 @@ pub fn histogram_lines(name: &str, names: &[&str], family: &Family<Histogram>) -
     let mut out = Vec::new();
     for (values, h) in family.all() {
         let l = labels(names, &values);
-        for (i, bucket) in h.buckets.iter().enumerate() {
-            let n = bucket.load(Ordering::Relaxed);
+        let (buckets, count, sum) = h.snapshot();
+        for (i, &n) in buckets.iter().enumerate() {
             if n == 0 {
                 continue;
             }
@@ -182,9 +258,9 @@ pub fn histogram_lines(name: &str, names: &[&str], family: &Family<Histogram>) -
                 format!("{name}_bucket{{{l},le=\"{le}\"}} {n}"),
             ));
         }
-        let count = format!("{name}_count{{{l}}} {}", h.count.load(Ordering::Relaxed));
+        let count = format!("{name}_count{{{l}}} {count}");
         out.push((count.clone(), count));
-        let sum = format!("{name}_sum{{{l}}} {}", h.sum.load(Ordering::Relaxed));
+        let sum = format!("{name}_sum{{{l}}} {sum}");
         out.push((sum.clone(), sum));
     }
     out

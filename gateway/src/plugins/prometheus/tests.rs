@@ -73,3 +73,57 @@ fn histograms_print_only_incremented_buckets_in_order() {
     assert!(lines.iter().all(|(_, t)| !t.contains("le=\"7\"")));
     assert!(lines[0].1.contains(r#"route="r\"x""#));
 }
+
+#[test]
+fn counts_from_many_worker_threads_add_up() {
+    use super::registry::{counter_lines, Counter};
+    let counters: Family<Counter> = Family::default();
+    let histograms: Family<Histogram> = Family::default();
+    std::thread::scope(|s| {
+        for t in 0..12u64 {
+            let (counters, histograms) = (&counters, &histograms);
+            s.spawn(move || {
+                for i in 0..100 {
+                    Metrics::add(counters, &["s", "r", "200"], 1 + t);
+                    Metrics::observe(histograms, KONG_BUCKETS, &["s", "r", "default"], i % 10);
+                }
+            });
+        }
+    });
+    let lines = counter_lines("c", &["service", "route", "code"], &counters);
+    assert_eq!(
+        lines[0].1,
+        format!(
+            r#"c{{service="s",route="r",code="200"}} {}"#,
+            100 * (1..=12).sum::<u64>()
+        )
+    );
+    let mut text: Vec<String> =
+        histogram_lines("h", &["service", "route", "workspace"], &histograms)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+    text.sort();
+    let has = |line: &str| text.iter().any(|t| t == line);
+    // Values 0..9 ten times per thread: 120 each; le="1" holds 0 and 1.
+    assert!(
+        has(r#"h_bucket{service="s",route="r",workspace="default",le="1"} 240"#),
+        "{text:?}"
+    );
+    assert!(has(
+        r#"h_bucket{service="s",route="r",workspace="default",le="7"} 960"#
+    ));
+    assert!(has(
+        r#"h_bucket{service="s",route="r",workspace="default",le="10"} 1200"#
+    ));
+    assert!(has(
+        r#"h_bucket{service="s",route="r",workspace="default",le="+Inf"} 1200"#
+    ));
+    assert!(has(
+        r#"h_count{service="s",route="r",workspace="default"} 1200"#
+    ));
+    assert!(has(&format!(
+        r#"h_sum{{service="s",route="r",workspace="default"}} {}"#,
+        12 * 10 * 45
+    )));
+}

@@ -11,7 +11,9 @@
 //!       trace_id: local log_payload = kong.log.serialize() local trace_id = log_payload['trace_id']['w3c'] return trace_id
 //! ```
 //!
-//! As Kong: no queue, no retry; a failed connect or write loses the entry. Failures are
+//! As Kong: no queue, no retry; a failed connect or write loses the entry. A line that a
+//! pooled connection's socket takes at once is written in the log phase itself; the others
+//! (new connection, TLS, full socket buffer) are sent by a task. Failures are
 //! counted; the first is logged, then at most one line per destination every 10 s with the
 //! number of failures not logged since (`suppressed`).
 //! Sends in flight are bounded; past the bound entries are dropped and counted.
@@ -23,6 +25,8 @@
 //! without a new handshake.
 
 pub mod failures;
+pub mod fragments;
+pub mod json;
 pub mod lua;
 pub mod serialize;
 #[cfg(test)]
@@ -228,21 +232,75 @@ impl Sink {
         Ok(Conn::Tls(Box::new(tls_stream)))
     }
 
-    async fn send(&self, line: String) -> std::io::Result<()> {
-        let mut conn = match self.pooled() {
+    /// Writes `line` at once on a pooled plain connection when the socket takes all of it
+    /// without waiting: no task, no timer. Otherwise hands back what is left to send.
+    fn send_now(&self, line: String) -> Now {
+        let Some(conn) = self.pooled() else {
+            return Now::Later(line, None, 0);
+        };
+        let Conn::Plain(stream) = &conn else {
+            return Now::Later(line, Some(conn), 0);
+        };
+        let bytes = line.as_bytes();
+        let mut written = 0;
+        while written < bytes.len() {
+            match stream.try_write(&bytes[written..]) {
+                Ok(n) if n > 0 => written += n,
+                Ok(_) => return Now::Failed(std::io::ErrorKind::WriteZero.into()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Now::Later(line, Some(conn), written);
+                }
+                Err(e) => return Now::Failed(e),
+            }
+        }
+        self.release(conn);
+        Now::Sent
+    }
+
+    /// Sends `line` from byte `written` on `conn` (a new connection when `None`).
+    async fn send(&self, line: String, conn: Option<Conn>, written: usize) -> std::io::Result<()> {
+        let mut conn = match conn {
             Some(c) => c,
             None => self.connect().await?,
         };
-        tokio::time::timeout(self.timeout, conn.write_all(line.as_bytes()))
+        let rest = line.as_bytes().get(written..).unwrap_or_default();
+        tokio::time::timeout(self.timeout, conn.write_all(rest))
             .await
             .map_err(|_| timed_out("send"))??;
+        self.release(conn);
+        Ok(())
+    }
+
+    /// Returns a connection to the idle pool (closed when the pool is full).
+    fn release(&self, conn: Conn) {
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < MAX_IDLE {
                 idle.push((conn, Instant::now()));
             }
         }
-        Ok(())
     }
+
+    /// Counts a lost entry, logging the first failure and then one line per interval.
+    fn failed(&self, error: &std::io::Error) {
+        if let Some(suppressed) = self.failures.record() {
+            tracing::error!(
+                addr = %self.addr,
+                %error,
+                suppressed,
+                "tcp-log: failed to send the log entry"
+            );
+        }
+    }
+}
+
+/// What [`Sink::send_now`] did with a line.
+enum Now {
+    /// Written in full.
+    Sent,
+    /// The write failed: the entry is lost.
+    Failed(std::io::Error),
+    /// To be sent by a task: the line, the connection it started on, the bytes written.
+    Later(String, Option<Conn>, usize),
 }
 
 /// One plugin instance.
@@ -340,6 +398,16 @@ impl Plugin for TcpLog {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let (line, conn, written) = match self.sink.send_now(line) {
+            Now::Sent => return,
+            Now::Failed(error) => {
+                // Logged from a task, as Kong's timer logs it: a worker line, not the request's.
+                let sink = Arc::clone(&self.sink);
+                handle.spawn(async move { sink.failed(&error) });
+                return;
+            }
+            Now::Later(line, conn, written) => (line, conn, written),
+        };
         let Ok(permit) = Arc::clone(&self.sink.in_flight).try_acquire_owned() else {
             let n = self.sink.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
@@ -352,15 +420,8 @@ impl Plugin for TcpLog {
         };
         let sink = Arc::clone(&self.sink);
         handle.spawn(async move {
-            if let Err(error) = sink.send(line).await {
-                if let Some(suppressed) = sink.failures.record() {
-                    tracing::error!(
-                        addr = %sink.addr,
-                        %error,
-                        suppressed,
-                        "tcp-log: failed to send the log entry"
-                    );
-                }
+            if let Err(error) = sink.send(line, conn, written).await {
+                sink.failed(&error);
             }
             drop(permit);
         });

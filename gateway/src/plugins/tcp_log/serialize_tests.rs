@@ -182,3 +182,24 @@ fn varied_query_strings_and_headers_write_the_same_line() {
         assert_same(&ctx);
     }
 }
+
+#[test]
+fn route_and_service_objects_follow_the_entities_of_each_request() {
+    let mut ctx = RequestContext::new("127.0.0.1:1".parse().unwrap(), 8000);
+    ctx.route = Some(Arc::new(full_route()));
+    ctx.service = Some(Arc::new(service(true)));
+    // Written once, then copied: the same bytes every time.
+    assert_same(&ctx);
+    assert_same(&ctx);
+    // A configuration change brings new entities: their own objects, never the old ones.
+    for _ in 0..3 {
+        ctx.route = Some(Arc::new(bare_route()));
+        ctx.service = Some(Arc::new(service(false)));
+        assert_same(&ctx);
+        let line = wire::line(&ctx);
+        assert!(line.contains(r#""id":"r-2""#) && !line.contains("ecommerce"));
+        ctx.route = Some(Arc::new(full_route()));
+        ctx.service = Some(Arc::new(service(true)));
+        assert_same(&ctx);
+    }
+}

@@ -1,16 +1,17 @@
-//! The serializer's wire line written straight from the request context: the same bytes as
-//! [`super::serialize::wire_line`] over [`super::serialize::serialize`] (keys in byte order
-//! at every level, as `serde_json::Map` keeps them; `/` escaped as lua-cjson does), without
-//! building a `Value` tree per request.
+//! The serializer's wire line written straight from the request context into one buffer: the
+//! same bytes as [`super::serialize::wire_line`] over [`super::serialize::serialize`] (keys in
+//! byte order at every level, as `serde_json::Map` keeps them; `/` escaped as lua-cjson does),
+//! without building a `Value` tree per request.
 
 use std::borrow::Cow;
 use std::io;
 
-use serde::ser::{SerializeMap, SerializeSeq};
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::ser::Formatter;
 
 use super::serialize::DEFAULT_WORKSPACE_ID;
+use super::{fragments, json};
 use crate::declarative::model::{Route, Service};
 use crate::plugins::prometheus::{request_size, response_size};
 use crate::proxy::context::{RequestContext, Try};
@@ -51,146 +52,135 @@ pub fn to_line<T: Serialize + ?Sized>(value: &T, capacity: usize) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// The wire line of `kong.log.serialize()` for `ctx` (no custom fields).
+/// The wire line of `kong.log.serialize()` for `ctx` (no custom fields), written into one
+/// buffer; `route` and `service` come from [`fragments`].
 pub fn line(ctx: &RequestContext) -> String {
-    to_line(&Payload(ctx), 4096)
+    let mut out = Vec::with_capacity(4096);
+    payload(ctx, &mut out);
+    out.push(b'\n');
+    // Every piece written is UTF-8: escaped `&str`s, digits and ASCII punctuation.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The whole serializer output, keys in byte order.
-struct Payload<'a>(&'a RequestContext);
+fn payload(ctx: &RequestContext, out: &mut Vec<u8>) {
+    let mut m = json::Object::open(out);
+    json::string(m.key("client_ip"), &ctx.client_ip);
+    latencies(ctx, m.key("latencies"));
+    request(ctx, m.key("request"));
+    response(ctx, m.key("response"));
+    if let Some(r) = &ctx.route {
+        fragments::route(r, m.key("route"), |r, out| serde_into(&RouteOut(r), out));
+    }
+    if let Some(sv) = &ctx.service {
+        fragments::service(sv, m.key("service"), |sv, out| {
+            serde_into(&ServiceOut(sv), out);
+        });
+    }
+    json::string(m.key("source"), ctx.source);
+    json::unsigned(m.key("started_at"), ctx.started_at);
+    if !ctx.trace_ids.is_empty() {
+        trace_ids(&ctx.trace_ids, m.key("trace_id"));
+    }
+    if !ctx.tries.is_empty() {
+        tries(&ctx.tries, m.key("tries"));
+    }
+    json::string(m.key("upstream_status"), &ctx.upstream_status);
+    json::string(m.key("upstream_uri"), &ctx.upstream_uri);
+    json::string(m.key("workspace"), DEFAULT_WORKSPACE_ID);
+    json::string(m.key("workspace_name"), "default");
+    m.close();
+}
 
-impl Serialize for Payload<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let ctx = self.0;
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("client_ip", &ctx.client_ip)?;
-        m.serialize_entry("latencies", &LatenciesOut(ctx))?;
-        m.serialize_entry("request", &RequestOut(ctx))?;
-        m.serialize_entry("response", &ResponseOut(ctx))?;
-        if let Some(r) = &ctx.route {
-            m.serialize_entry("route", &RouteOut(r))?;
-        }
-        if let Some(sv) = &ctx.service {
-            m.serialize_entry("service", &ServiceOut(sv))?;
-        }
-        m.serialize_entry("source", ctx.source)?;
-        m.serialize_entry("started_at", &ctx.started_at)?;
-        if !ctx.trace_ids.is_empty() {
-            m.serialize_entry("trace_id", &TraceIds(&ctx.trace_ids))?;
-        }
-        if !ctx.tries.is_empty() {
-            m.serialize_entry("tries", &Tries(&ctx.tries))?;
-        }
-        m.serialize_entry("upstream_status", &ctx.upstream_status)?;
-        m.serialize_entry("upstream_uri", &ctx.upstream_uri)?;
-        m.serialize_entry("workspace", DEFAULT_WORKSPACE_ID)?;
-        m.serialize_entry("workspace_name", "default")?;
-        m.end()
+/// Appends `value` as cjson-style compact JSON (for the configuration's entities).
+fn serde_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    let start = out.len();
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, CjsonFormatter);
+    if value.serialize(&mut ser).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"{}");
     }
 }
 
-struct LatenciesOut<'a>(&'a RequestContext);
-
-impl Serialize for LatenciesOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let l = &self.0.latencies;
-        let mut m = s.serialize_map(Some(4))?;
-        m.serialize_entry("kong", &l.kong)?;
-        m.serialize_entry("proxy", &l.proxy.map_or(-1, |p| p as i64))?;
-        m.serialize_entry("receive", &l.receive)?;
-        m.serialize_entry("request", &l.request)?;
-        m.end()
-    }
+fn latencies(ctx: &RequestContext, out: &mut Vec<u8>) {
+    let l = &ctx.latencies;
+    let mut m = json::Object::open(out);
+    json::unsigned(m.key("kong"), l.kong);
+    json::signed(m.key("proxy"), l.proxy.map_or(-1, |p| p as i64));
+    json::unsigned(m.key("receive"), l.receive);
+    json::unsigned(m.key("request"), l.request);
+    m.close();
 }
 
-struct RequestOut<'a>(&'a RequestContext);
-
-impl Serialize for RequestOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let ctx = self.0;
-        let mut m = s.serialize_map(Some(7))?;
-        m.serialize_entry("headers", &Headers(&ctx.request_headers, true))?;
-        m.serialize_entry("id", &ctx.request_id)?;
-        m.serialize_entry("method", &ctx.method)?;
-        m.serialize_entry("querystring", &Querystring::parse(&ctx.uri))?;
-        m.serialize_entry("size", &request_size(ctx))?;
-        m.serialize_entry("uri", &ctx.uri)?;
-        m.serialize_entry("url", &Url(ctx))?;
-        m.end()
-    }
+fn request(ctx: &RequestContext, out: &mut Vec<u8>) {
+    let mut m = json::Object::open(out);
+    headers(&ctx.request_headers, true, m.key("headers"));
+    json::string(m.key("id"), &ctx.request_id);
+    json::string(m.key("method"), &ctx.method);
+    querystring(&ctx.uri, m.key("querystring"));
+    json::unsigned(m.key("size"), request_size(ctx));
+    json::string(m.key("uri"), &ctx.uri);
+    // `scheme://host:port/uri`; `/` is written `\/`.
+    let url = m.key("url");
+    url.push(b'"');
+    json::escaped(url, ctx.scheme.as_bytes());
+    url.extend_from_slice(br":\/\/");
+    json::escaped(url, ctx.host.as_bytes());
+    url.push(b':');
+    json::unsigned(url, u64::from(ctx.listen_port));
+    json::escaped(url, ctx.uri.as_bytes());
+    url.push(b'"');
+    m.close();
 }
 
-/// `scheme://host:port/uri`, written without an intermediate `String`.
-struct Url<'a>(&'a RequestContext);
-
-impl Serialize for Url<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let ctx = self.0;
-        s.collect_str(&format_args!(
-            "{}://{}:{}{}",
-            ctx.scheme, ctx.host, ctx.listen_port, ctx.uri
-        ))
-    }
+fn response(ctx: &RequestContext, out: &mut Vec<u8>) {
+    let mut m = json::Object::open(out);
+    headers(&ctx.response_headers, false, m.key("headers"));
+    json::unsigned(m.key("size"), response_size(ctx));
+    json::unsigned(m.key("status"), u64::from(ctx.status));
+    m.close();
 }
 
-struct ResponseOut<'a>(&'a RequestContext);
-
-impl Serialize for ResponseOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let ctx = self.0;
-        let mut m = s.serialize_map(Some(3))?;
-        m.serialize_entry("headers", &Headers(&ctx.response_headers, false))?;
-        m.serialize_entry("size", &response_size(ctx))?;
-        m.serialize_entry("status", &ctx.status)?;
-        m.end()
+fn header_text(out: &mut Vec<u8>, value: &http::HeaderValue, hidden: bool) {
+    if hidden {
+        json::string(out, "REDACTED");
+    } else {
+        match std::str::from_utf8(value.as_bytes()) {
+            Ok(text) => json::string(out, text),
+            Err(_) => json::string(out, &String::from_utf8_lossy(value.as_bytes())),
+        }
     }
 }
 
 /// Header name → value, or list of values when repeated; `redact` hides credentials.
-struct Headers<'a>(&'a http::HeaderMap, bool);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Self(map, redact) = *self;
-        let mut names: Vec<&str> = map.keys().map(http::HeaderName::as_str).collect();
-        names.sort_unstable();
-        let mut m = s.serialize_map(Some(names.len()))?;
-        for name in names {
-            let hidden = redact && (name == "authorization" || name == "proxy-authorization");
-            m.serialize_entry(name, &HeaderValues(map.get_all(name), hidden))?;
-        }
-        m.end()
-    }
-}
-
-struct HeaderValues<'a>(http::header::GetAll<'a, http::HeaderValue>, bool);
-
-fn header_text(value: &http::HeaderValue, hidden: bool) -> Cow<'_, str> {
-    if hidden {
-        Cow::Borrowed("REDACTED")
-    } else {
-        String::from_utf8_lossy(value.as_bytes())
-    }
-}
-
-impl Serialize for HeaderValues<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Self(values, hidden) = self;
-        let mut iter = values.iter();
-        let first = iter.next();
-        let second = iter.next();
-        match (first, second) {
-            (None, _) => s.serialize_unit(),
-            (Some(v), None) => s.serialize_str(&header_text(v, *hidden)),
-            (Some(_), Some(_)) => {
-                let mut seq = s.serialize_seq(None)?;
-                for v in values.iter() {
-                    seq.serialize_element(&header_text(v, *hidden))?;
+/// One pass over the map (it yields a name's values one after the other), sorted by name with
+/// a stable sort so repeated values keep their order.
+fn headers(map: &http::HeaderMap, redact: bool, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&str, &http::HeaderValue)> =
+        map.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    let mut m = json::Object::open(out);
+    for group in entries.chunk_by(|a, b| a.0 == b.0) {
+        let Some(&(key, _)) = group.first() else {
+            continue;
+        };
+        let hidden = redact && (key == "authorization" || key == "proxy-authorization");
+        let value = m.dynamic_key(key);
+        match group {
+            [(_, v)] => header_text(value, v, hidden),
+            _ => {
+                value.push(b'[');
+                for (i, (_, v)) in group.iter().enumerate() {
+                    if i > 0 {
+                        value.push(b',');
+                    }
+                    header_text(value, v, hidden);
                 }
-                seq.end()
+                value.push(b']');
             }
         }
     }
+    m.close();
 }
 
 /// One query argument value: decoded text, or `true` for a bare key.
@@ -199,56 +189,50 @@ enum QueryValue<'a> {
     Flag,
 }
 
-impl Serialize for QueryValue<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl QueryValue<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
         match self {
-            Self::Text(t) => s.serialize_str(t),
-            Self::Flag => s.serialize_bool(true),
+            Self::Text(t) => json::string(out, t),
+            Self::Flag => out.extend_from_slice(b"true"),
         }
     }
 }
 
-/// Query arguments sorted by key; a stable sort keeps repeated keys in request order.
-struct Querystring<'a>(Vec<(Cow<'a, str>, QueryValue<'a>)>);
-
-impl<'a> Querystring<'a> {
-    fn parse(uri: &'a str) -> Self {
-        let Some((_, query)) = uri.split_once('?') else {
-            return Self(Vec::new());
-        };
-        let mut args: Vec<_> = query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|part| match part.split_once('=') {
-                Some((k, v)) => (decode(k), QueryValue::Text(decode(v))),
-                None => (decode(part), QueryValue::Flag),
-            })
-            .collect();
-        args.sort_by(|a, b| a.0.cmp(&b.0));
-        Self(args)
-    }
-}
-
-impl Serialize for Querystring<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for group in self.0.chunk_by(|a, b| a.0 == b.0) {
-            match group {
-                [(key, value)] => m.serialize_entry(key, value)?,
-                [(key, _), ..] => m.serialize_entry(key, &QueryGroup(group))?,
-                [] => {}
+/// Query arguments sorted by key (a stable sort keeps repeated keys in request order);
+/// repeated keys become arrays.
+fn querystring(uri: &str, out: &mut Vec<u8>) {
+    let Some((_, query)) = uri.split_once('?') else {
+        out.extend_from_slice(b"{}");
+        return;
+    };
+    let mut args: Vec<_> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|part| match part.split_once('=') {
+            Some((k, v)) => (decode(k), QueryValue::Text(decode(v))),
+            None => (decode(part), QueryValue::Flag),
+        })
+        .collect();
+    args.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut m = json::Object::open(out);
+    for group in args.chunk_by(|a, b| a.0 == b.0) {
+        match group {
+            [(key, value)] => value.write(m.dynamic_key(key)),
+            [(key, _), ..] => {
+                let out = m.dynamic_key(key);
+                out.push(b'[');
+                for (i, (_, v)) in group.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    v.write(out);
+                }
+                out.push(b']');
             }
+            [] => {}
         }
-        m.end()
     }
-}
-
-struct QueryGroup<'a, 'b>(&'b [(Cow<'a, str>, QueryValue<'a>)]);
-
-impl Serialize for QueryGroup<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|(_, v)| v))
-    }
+    m.close();
 }
 
 /// Form-decodes one query component (`+` is a space, `%XX` a byte); borrowed when there is
@@ -260,54 +244,44 @@ fn decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(super::serialize::decode(s))
 }
 
-struct TraceIds<'a>(&'a [(&'static str, String)]);
-
-impl Serialize for TraceIds<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut ids: Vec<&(&str, String)> = self.0.iter().collect();
-        // A later id of the same format replaces an earlier one, as a map insert does.
-        ids.reverse();
-        ids.sort_by_key(|(k, _)| *k);
-        ids.dedup_by_key(|(k, _)| *k);
-        s.collect_map(ids.into_iter().map(|(k, v)| (k, v)))
+/// Format → id; a later id of the same format replaces an earlier one, as a map insert does.
+fn trace_ids(ids: &[(&'static str, String)], out: &mut Vec<u8>) {
+    let mut ids: Vec<&(&str, String)> = ids.iter().collect();
+    ids.reverse();
+    ids.sort_by_key(|(k, _)| *k);
+    ids.dedup_by_key(|(k, _)| *k);
+    let mut m = json::Object::open(out);
+    for (k, v) in ids {
+        json::string(m.dynamic_key(k), v);
     }
+    m.close();
 }
 
-struct Tries<'a>(&'a [Try]);
-
-impl Serialize for Tries<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for t in self.0 {
-            seq.serialize_element(&TryOut(t))?;
+fn tries(tries: &[Try], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, t) in tries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        seq.end()
-    }
-}
-
-struct TryOut<'a>(&'a Try);
-
-impl Serialize for TryOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let t = self.0;
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("balancer_latency", &t.balancer_latency)?;
-        m.serialize_entry(
-            "balancer_latency_ns",
-            &t.balancer_latency.saturating_mul(1_000_000),
-        )?;
-        m.serialize_entry("balancer_start", &t.balancer_start)?;
-        m.serialize_entry("balancer_start_ns", &((t.balancer_start as f64) * 1e6))?;
+        let mut m = json::Object::open(out);
+        json::unsigned(m.key("balancer_latency"), t.balancer_latency);
+        json::unsigned(
+            m.key("balancer_latency_ns"),
+            t.balancer_latency.saturating_mul(1_000_000),
+        );
+        json::unsigned(m.key("balancer_start"), t.balancer_start);
+        json::float(m.key("balancer_start_ns"), (t.balancer_start as f64) * 1e6);
         if let Some(code) = t.code {
-            m.serialize_entry("code", &code)?;
+            json::unsigned(m.key("code"), u64::from(code));
         }
-        m.serialize_entry("ip", &t.ip)?;
-        m.serialize_entry("port", &t.port)?;
+        json::string(m.key("ip"), &t.ip);
+        json::unsigned(m.key("port"), u64::from(t.port));
         if let Some(state) = t.state {
-            m.serialize_entry("state", state)?;
+            json::string(m.key("state"), state);
         }
-        m.end()
+        m.close();
     }
+    out.push(b']');
 }
 
 /// Writes `key: value` when `value` is set.
