@@ -19,23 +19,28 @@ fn build(yaml: &str) -> Arc<dyn Component> {
         .unwrap()
 }
 
-#[tokio::test]
-async fn reports_readiness_on_every_path() {
-    let raw: RawConfig = yaml_serde::from_str("endpoint: 127.0.0.1:0").unwrap();
-    let config = decode::<Config>(&raw).unwrap();
+/// Starts the extension from `yaml` with the pipelines' readiness at `ready`.
+async fn start(yaml: &str, ready: bool) -> (HealthCheck, watch::Sender<bool>) {
+    let raw: RawConfig = yaml_serde::from_str(yaml).unwrap();
     let ext = HealthCheck {
-        config: Arc::new(config),
+        config: Arc::new(decode::<Config>(&raw).unwrap()),
         stop: CancellationToken::new(),
         tasks: TaskTracker::new(),
         bound: Mutex::new(None),
     };
-    let (ready_tx, ready) = watch::channel(false);
+    let (ready_tx, ready) = watch::channel(ready);
     let host = Host {
         ready,
         shutdown: CancellationToken::new(),
         extensions: Default::default(),
     };
     ext.start(&host).await.unwrap();
+    (ext, ready_tx)
+}
+
+#[tokio::test]
+async fn reports_readiness_on_every_path() {
+    let (ext, ready_tx) = start("endpoint: 127.0.0.1:0", false).await;
     let addr = ext.local_addr().unwrap();
 
     let (status, body) = get(addr, "/").await;
@@ -122,21 +127,7 @@ fn server_timeouts_default_as_confighttp_and_decode() {
 #[tokio::test]
 async fn an_idle_connection_is_closed_after_idle_timeout() {
     use tokio::io::AsyncReadExt;
-    let raw: RawConfig =
-        yaml_serde::from_str("endpoint: 127.0.0.1:0\nidle_timeout: 200ms").unwrap();
-    let ext = HealthCheck {
-        config: Arc::new(decode::<Config>(&raw).unwrap()),
-        stop: CancellationToken::new(),
-        tasks: TaskTracker::new(),
-        bound: Mutex::new(None),
-    };
-    let (_ready_tx, ready) = watch::channel(true);
-    let host = Host {
-        ready,
-        shutdown: CancellationToken::new(),
-        extensions: Default::default(),
-    };
-    ext.start(&host).await.unwrap();
+    let (ext, _ready_tx) = start("endpoint: 127.0.0.1:0\nidle_timeout: 200ms", true).await;
     let addr = ext.local_addr().unwrap();
     let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut buf = [0u8; 16];

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::build::{common, parser, Section};
 use super::entry::Entry;
-use super::parse::{apply_blocks, Parser, Unused};
+use super::parse::{Parser, Unused};
 use super::{value, Kind, Transform};
 use crate::config::FieldError;
 
@@ -57,12 +57,7 @@ impl Transform for JsonArrayParser {
     fn apply(&self, entry: &mut Entry) -> Result<(), String> {
         let c = &self.common;
         let values = {
-            let input = c.parse_from.get(entry).ok_or_else(|| {
-                format!(
-                    "entry is missing the expected parse_from field: {}",
-                    c.parse_from
-                )
-            })?;
+            let input = c.input(entry)?;
             let Some(text) = value::as_str(&input) else {
                 return Err(format!(
                     "type {} cannot be parsed as JSON array",
@@ -96,21 +91,8 @@ impl Transform for JsonArrayParser {
                 )
             }
         };
-        c.parse_to
-            .set(entry, parsed)
-            .map_err(|e| format!("set parse_to: {e}"))?;
-        if let Some(body) = &c.body {
-            if let Some(v) = body.get(entry) {
-                entry.body = v.into_owned();
-            }
-        }
-        apply_blocks(
-            entry,
-            c.time.as_ref(),
-            c.severity.as_ref(),
-            c.trace.as_ref(),
-            c.scope_name.as_ref(),
-        )
+        c.store(entry, parsed)?;
+        c.blocks(entry)
     }
 }
 

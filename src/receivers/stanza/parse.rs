@@ -44,25 +44,41 @@ pub struct Parser {
     pub format: Box<dyn Format>,
 }
 
-impl Transform for Parser {
-    fn apply(&self, entry: &mut Entry) -> Result<(), String> {
-        let parsed = {
-            let input = self.parse_from.get(entry).ok_or_else(|| {
-                format!(
-                    "entry is missing the expected parse_from field: {}",
-                    self.parse_from
-                )
-            })?;
-            self.format.parse(&input)?
-        };
+impl Parser {
+    /// The `parse_from` value.
+    ///
+    /// # Errors
+    /// The entry has no such field.
+    pub fn input<'e>(&self, entry: &'e Entry) -> Result<std::borrow::Cow<'e, AnyValue>, String> {
+        self.parse_from.get(entry).ok_or_else(|| {
+            format!(
+                "entry is missing the expected parse_from field: {}",
+                self.parse_from
+            )
+        })
+    }
+
+    /// Writes `parsed` to `parse_to`, then copies the `body` field into the body.
+    ///
+    /// # Errors
+    /// `parse_to` cannot be set.
+    pub fn store(&self, entry: &mut Entry, parsed: AnyValue) -> Result<(), String> {
         self.parse_to
-            .set(entry, value::map(parsed))
+            .set(entry, parsed)
             .map_err(|e| format!("set parse_to: {e}"))?;
         if let Some(body) = &self.body {
             if let Some(v) = body.get(entry) {
                 entry.body = v.into_owned();
             }
         }
+        Ok(())
+    }
+
+    /// Runs the embedded `timestamp:`, `severity:`, `trace:` and `scope_name:` blocks.
+    ///
+    /// # Errors
+    /// The first block that fails.
+    pub fn blocks(&self, entry: &mut Entry) -> Result<(), String> {
         apply_blocks(
             entry,
             self.time.as_ref(),
@@ -73,11 +89,19 @@ impl Transform for Parser {
     }
 }
 
+impl Transform for Parser {
+    fn apply(&self, entry: &mut Entry) -> Result<(), String> {
+        let parsed = self.format.parse(&*self.input(entry)?)?;
+        self.store(entry, value::map(parsed))?;
+        self.blocks(entry)
+    }
+}
+
 /// Runs the embedded sub-parsers, all of them, then reports the first error.
 ///
 /// # Errors
 /// The first sub-parser that failed, named.
-pub fn apply_blocks(
+fn apply_blocks(
     entry: &mut Entry,
     time: Option<&TimeParser>,
     severity: Option<&SeverityParser>,
@@ -366,30 +390,9 @@ pub struct CsvParser {
 impl Transform for CsvParser {
     fn apply(&self, entry: &mut Entry) -> Result<(), String> {
         let c = &self.common;
-        let parsed = {
-            let input = c.parse_from.get(entry).ok_or_else(|| {
-                format!(
-                    "entry is missing the expected parse_from field: {}",
-                    c.parse_from
-                )
-            })?;
-            self.csv.parse_entry(entry, &input)?
-        };
-        c.parse_to
-            .set(entry, value::map(parsed))
-            .map_err(|e| format!("set parse_to: {e}"))?;
-        if let Some(body) = &c.body {
-            if let Some(v) = body.get(entry) {
-                entry.body = v.into_owned();
-            }
-        }
-        apply_blocks(
-            entry,
-            c.time.as_ref(),
-            c.severity.as_ref(),
-            c.trace.as_ref(),
-            c.scope_name.as_ref(),
-        )
+        let parsed = self.csv.parse_entry(entry, &*c.input(entry)?)?;
+        c.store(entry, value::map(parsed))?;
+        c.blocks(entry)
     }
 }
 

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::build::{common, parser, Section};
 use super::entry::Entry;
 use super::field::Root;
-use super::parse::{apply_blocks, Parser, Unused};
+use super::parse::{Parser, Unused};
 use super::{value, Kind, Transform};
 use crate::config::FieldError;
 
@@ -226,12 +226,7 @@ impl Transform for SyslogParser {
     fn apply(&self, entry: &mut Entry) -> Result<(), String> {
         let c = &self.common;
         let message = {
-            let input = c.parse_from.get(entry).ok_or_else(|| {
-                format!(
-                    "entry is missing the expected parse_from field: {}",
-                    c.parse_from
-                )
-            })?;
+            let input = c.input(entry)?;
             let Some(text) = value::as_str(&input) else {
                 return Err(format!(
                     "unable to convert type '{}' to bytes",
@@ -242,26 +237,13 @@ impl Transform for SyslogParser {
         };
         let time = message.timestamp;
         let severity = message.priority.map(|p| usize::from(p % 8));
-        c.parse_to
-            .set(entry, value::map(to_map(message)))
-            .map_err(|e| format!("set parse_to: {e}"))?;
-        if let Some(body) = &c.body {
-            if let Some(v) = body.get(entry) {
-                entry.body = v.into_owned();
-            }
-        }
+        c.store(entry, value::map(to_map(message)))?;
         if !self.own_time {
             if let Some(ns) = time {
                 entry.timestamp = u64::try_from(ns).unwrap_or(0);
             }
         }
-        apply_blocks(
-            entry,
-            c.time.as_ref(),
-            c.severity.as_ref(),
-            c.trace.as_ref(),
-            c.scope_name.as_ref(),
-        )?;
+        c.blocks(entry)?;
         // Stanza's implicit time parser reads the parsed stamp back; a nil one (`-`) is
         // missing there, which fails the entry after the fields were written.
         if time.is_none() && !self.own_time {
