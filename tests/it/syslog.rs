@@ -8,25 +8,11 @@ use std::net::TcpStream;
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use otelpipe::pipeline::Batch;
 
 use crate::support::process::{free_port, Collector};
 use crate::support::sink::Sink;
 
 const LINE: &str = r#"<86>1 2015-08-05T21:58:59.693Z 192.168.2.132 SecureAuth0 23108 ID52020 [SecureAuth@27389 UserHostAddress="192.168.2.132" Realm="SecureAuth0" UserID="Tester2" PEN="27389"] Found the user for retrieving user's profile"#;
-
-fn records(sink: &Sink) -> Vec<LogRecord> {
-    sink.received()
-        .into_iter()
-        .filter(|r| r.status == 200)
-        .flat_map(|r| match r.batch {
-            Batch::Logs(rl) => rl,
-            _ => Vec::new(),
-        })
-        .flat_map(|rl| rl.scope_logs)
-        .flat_map(|sl| sl.log_records)
-        .collect()
-}
 
 fn get<'a>(map: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
     map.iter()
@@ -130,7 +116,7 @@ service:
     assert!(status.success());
 
     assert_eq!(sink.wait_for_items(3), 3);
-    let got = records(&sink);
+    let got = sink.log_records();
     assert_eq!(got.len(), 3);
 
     let fixed = got

@@ -6,26 +6,11 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use otelpipe::pipeline::Batch;
 
 use crate::support::process::{free_port, Collector};
 use crate::support::sink::Sink;
 
 const KONG: &str = include_str!("../fixtures/kong/tcp-log-wire-proxied.ndjson");
-
-fn records(sink: &Sink) -> Vec<LogRecord> {
-    sink.received()
-        .into_iter()
-        .filter(|r| r.status == 200)
-        .flat_map(|r| match r.batch {
-            Batch::Logs(rl) => rl,
-            _ => Vec::new(),
-        })
-        .flat_map(|rl| rl.scope_logs)
-        .flat_map(|sl| sl.log_records)
-        .collect()
-}
 
 /// Checks `got` is what pdata holds after stanza's json_parser read `want`: numbers as
 /// doubles, objects as maps (any key order), arrays as slices, null as an empty value.
@@ -107,7 +92,7 @@ service:
     long.read_to_end(&mut Vec::new()).ok();
 
     assert_eq!(sink.wait_for_items(4), 4);
-    let got = records(&sink);
+    let got = sink.log_records();
     let lines: Vec<&str> = KONG.lines().collect();
     for record in &got {
         let body = record.body.as_ref().unwrap();
@@ -311,7 +296,7 @@ service:
         b"{\"who\":\"trusted\",\"n\":1}\n",
     );
     assert_eq!(sink.wait_for_items(1), 1);
-    let got = records(&sink);
+    let got = sink.log_records();
     assert_eq!(got.len(), 1);
     let who = got[0].attributes.iter().find(|kv| kv.key == "who").unwrap();
     assert_eq!(

@@ -202,6 +202,20 @@ impl Sink {
         self.state.received.lock().unwrap().clone()
     }
 
+    /// The log records accepted (answered 200) so far, in arrival order.
+    pub(crate) fn log_records(&self) -> Vec<opentelemetry_proto::tonic::logs::v1::LogRecord> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.status == 200)
+            .flat_map(|r| match r.batch {
+                Batch::Logs(rl) => rl,
+                _ => Vec::new(),
+            })
+            .flat_map(|rl| rl.scope_logs)
+            .flat_map(|sl| sl.log_records)
+            .collect()
+    }
+
     /// Items accepted (answered 200) so far.
     pub(crate) fn accepted_items(&self) -> usize {
         self.received()
