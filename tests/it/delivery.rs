@@ -8,13 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-
-use otelpipe::pipeline::Batch;
 
 use crate::support::process::{free_port, Collector};
 use crate::support::sink::Sink;
+use crate::support::spans::{own_metric, request, wait_for_ids};
 
 fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     let path = dir.path().join("collector.yaml");
@@ -29,37 +26,6 @@ fn curl(args: &[&str]) -> String {
         .output()
         .expect("curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The sum over the own-metric series starting with `prefix` (None when there is none).
-fn own_metric(metrics_port: u16, prefix: &str) -> Option<f64> {
-    let text = curl(&[&format!("http://127.0.0.1:{metrics_port}/metrics")]);
-    let values: Vec<f64> = text
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
-
-/// A request of spans named `span-<first>` … `span-<first+n-1>`.
-fn request(first: usize, n: usize) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: (first..first + n)
-                    .map(|i| Span {
-                        name: format!("span-{i}"),
-                        trace_id: vec![1; 16],
-                        span_id: (i as u64 + 1).to_be_bytes().to_vec(),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
 }
 
 /// A limit far below what any process uses: the limiter refuses from the first check, over
@@ -146,34 +112,6 @@ service:
         stderr.contains("Memory usage is above soft limit. Refusing data."),
         "{stderr}"
     );
-}
-
-/// The span names (`span-<i>`) the sink accepted, as ids, with repetitions.
-fn accepted_ids(sink: &Sink) -> Vec<usize> {
-    sink.received()
-        .iter()
-        .filter(|r| r.status == 200)
-        .flat_map(|r| match &r.batch {
-            Batch::Traces(rs) => rs.clone(),
-            _ => Vec::new(),
-        })
-        .flat_map(|r| r.scope_spans)
-        .flat_map(|s| s.spans)
-        .map(|s| s.name.trim_start_matches("span-").parse().unwrap())
-        .collect()
-}
-
-/// Waits (at most 60 s) until the sink accepted every id in `ids`.
-fn wait_for_ids(sink: &Sink, ids: &BTreeSet<usize>) -> Vec<usize> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = accepted_ids(sink);
-        let seen: BTreeSet<usize> = got.iter().copied().collect();
-        if ids.is_subset(&seen) || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// What a client saw: ids acknowledged, ids sent but refused or failed.

@@ -2,3 +2,4 @@
 
 pub(crate) mod process;
 pub(crate) mod sink;
+pub(crate) mod spans;
